@@ -1,0 +1,52 @@
+/// Everything an `HTTPFalconClient` needs to reach the API.
+public struct FalconClientConfiguration: Sendable {
+    public var credentials: FalconCredentials
+    /// The cloud; `auto` follows the token response's `X-Cs-Region` header.
+    public var cloud: FalconCloud
+    /// Overrides the cloud's host (proxy, emulator, tests); region discovery never replaces it.
+    public var baseURL: String?
+    public var userAgent: String
+    /// Seconds one HTTP attempt may take (connect, send, receive).
+    public var requestTimeout: Double
+    public var retry: RetryPolicy
+    /// Refresh the token this many seconds before it expires (clamped to half its lifetime).
+    public var tokenRenewWindow: Double
+    /// Files larger than this are refused before anything is sent (Sample Uploads v3: 256 MB).
+    public var maxUploadBytes: Int64
+
+    public static let defaultMaxUploadBytes: Int64 = 256 * 1024 * 1024
+
+    public init(
+        credentials: FalconCredentials, cloud: FalconCloud = .us1, baseURL: String? = nil,
+        userAgent: String = "quickscan/0.1", requestTimeout: Double = 120, retry: RetryPolicy = RetryPolicy(),
+        tokenRenewWindow: Double = 120, maxUploadBytes: Int64 = FalconClientConfiguration.defaultMaxUploadBytes
+    ) {
+        self.credentials = credentials
+        self.cloud = cloud
+        self.baseURL = baseURL
+        self.userAgent = userAgent
+        self.requestTimeout = requestTimeout
+        self.retry = retry
+        self.tokenRenewWindow = tokenRenewWindow
+        self.maxUploadBytes = maxUploadBytes
+    }
+
+    /// The base URL requests start at: the override, else the cloud's host; no trailing `/`.
+    public var initialBaseURL: String {
+        var url = baseURL ?? cloud.baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
+    }
+
+    /// Checks the base URL override; returns a configuration error naming it.
+    public func validate() throws(FalconError) {
+        if let baseURL {
+            guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://"), baseURL.count > "http://".count else {
+                throw FalconError(kind: .configuration, message: "base URL \"\(baseURL)\" must start with http:// or https://")
+            }
+        }
+        guard !credentials.clientID.isEmpty, !credentials.clientSecret.isEmpty else {
+            throw FalconError(kind: .configuration, message: "the Falcon client id and secret must not be empty")
+        }
+    }
+}

@@ -1,0 +1,322 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The Falcon API over HTTP: OAuth2, retries, the shared rate-limit cooldown, Sample Uploads v3
+/// and the four Quick Scan operations.
+///
+/// Create one per process, call `shutdown()` when done (it revokes the token).
+public final class HTTPFalconClient: Sendable {
+    public let configuration: FalconClientConfiguration
+    public let rateLimit: RateLimitGate
+    let http: HTTPClient
+    let ownsHTTPClient: Bool
+    let clock: any FalconClock
+    let logger: Logger
+    let tokens: TokenStore
+
+    /// - Parameters:
+    ///   - rateLimitCooldownUntil: a cooldown (epoch seconds) remembered from an earlier run.
+    public init(
+        configuration: FalconClientConfiguration, clock: any FalconClock = SystemFalconClock(),
+        logger: Logger = Logger(label: "falcon-client"), httpClient: HTTPClient? = nil,
+        rateLimitCooldownUntil: Double? = nil
+    ) throws(FalconError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        if let httpClient {
+            self.http = httpClient
+            self.ownsHTTPClient = false
+        } else {
+            var config = HTTPClient.Configuration()
+            config.redirectConfiguration = .disallow
+            config.timeout = .init(connect: .seconds(15))
+            config.httpVersion = .http1Only
+            self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+            self.ownsHTTPClient = true
+        }
+        self.rateLimit = RateLimitGate(clock: clock, cooldownUntil: rateLimitCooldownUntil)
+        self.tokens = TokenStore(baseURL: configuration.initialBaseURL)
+    }
+
+    /// The base URL requests go to now (after any region discovery).
+    public var currentBaseURL: String {
+        get async { await tokens.baseURL }
+    }
+
+    /// Revokes the token (best effort) and releases the HTTP client.
+    public func shutdown() async {
+        if let token = await tokens.take() {
+            do {
+                try await revoke(token: token.value)
+            } catch {
+                logger.debug("token revoke failed", metadata: ["error": "\(error)"])
+            }
+        }
+        if ownsHTTPClient {
+            try? await http.shutdown()
+        }
+    }
+}
+
+// MARK: - Requests
+
+/// How a request authenticates.
+enum FalconAuth: Sendable {
+    case none
+    case bearer
+    case basic
+}
+
+/// One API call, rebuilt for every attempt.
+struct FalconRequest: Sendable {
+    var operation: String
+    var method: HTTPMethod
+    var path: String
+    var query: [(String, String)] = []
+    var auth: FalconAuth = .bearer
+    /// Safe to repeat after an answer was lost (reads, uploads by content, deletes).
+    var idempotent: Bool
+    var contentType: String?
+    var body: @Sendable () throws(FalconError) -> HTTPClientRequest.Body? = { nil }
+
+    static func json<T: Encodable>(_ value: T) -> @Sendable () throws(FalconError) -> HTTPClientRequest.Body? {
+        let data = (try? JSONEncoder.falcon.encode(value)) ?? Data("{}".utf8)
+        return { .bytes(ByteBuffer(bytes: data)) }
+    }
+
+    static func form(_ items: [(String, String)]) -> @Sendable () throws(FalconError) -> HTTPClientRequest.Body? {
+        let text = encodeQuery(items)
+        return { .bytes(ByteBuffer(string: text)) }
+    }
+}
+
+/// A reply read in full.
+struct RawReply: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+
+    var traceID: String? { headers.first(name: "X-Cs-Traceid") }
+
+    var isJSON: Bool {
+        let type = headers.first(name: "Content-Type")?.lowercased() ?? ""
+        if type.contains("json") { return true }
+        let first = body.first { !($0 == 0x20 || $0 == 0x0a || $0 == 0x0d || $0 == 0x09) }
+        return type.isEmpty && (first == UInt8(ascii: "{") || first == UInt8(ascii: "["))
+    }
+}
+
+extension JSONEncoder {
+    static let falcon: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+}
+
+extension HTTPFalconClient {
+    static let maxResponseBytes = 64 * 1024 * 1024
+
+    /// Sends `request` with the retry policy; returns the first non-retryable reply.
+    ///
+    /// 2xx and non-retryable statuses are returned to the caller to decode; 401 (once, after
+    /// re-authenticating), 429, 5xx, non-JSON error pages and transport errors are retried
+    /// here as the policy allows. A non-idempotent request is never repeated once it may have
+    /// reached the server (a 429 or a 401 proves it did not take effect).
+    func send(_ request: FalconRequest) async throws(FalconError) -> RawReply {
+        let policy = configuration.retry
+        let started = clock.now().timeIntervalSince1970
+        var attempt = 0
+        var reauthenticated = false
+
+        func wait(_ seconds: Double, reason: FalconError) async throws(FalconError) {
+            let elapsed = clock.now().timeIntervalSince1970 - started
+            if elapsed + seconds > policy.deadline {
+                throw reason
+            }
+            if seconds > 0 {
+                logger.debug("waiting before retry", metadata: ["falcon.operation": "\(request.operation)", "wait_seconds": "\(seconds)", "reason": "\(reason.message)"])
+                do { try await clock.sleep(for: .seconds(seconds)) } catch {
+                    throw FalconError(kind: .transport, message: "cancelled while waiting to retry", operation: request.operation)
+                }
+            }
+        }
+
+        while true {
+            attempt += 1
+            // The shared cooldown after a 429, and the slowdown when few requests remain.
+            let gateDelay = await rateLimit.delayBeforeNextRequest()
+            if gateDelay > 0 {
+                let until = clock.now().timeIntervalSince1970 + gateDelay
+                try await wait(gateDelay, reason: FalconError(
+                    kind: .rateLimited, message: "rate limited by the API: retry after \(Self.formatEpoch(until))",
+                    operation: request.operation, status: 429, isRetryable: true, retryAfter: until))
+            }
+            var token: String?
+            if request.auth == .bearer {
+                token = try await bearerToken()
+            }
+            let reply: RawReply
+            do {
+                reply = try await execute(request, token: token)
+            } catch let failure {
+                let notSent = failure.kind == .transport && !failure.mayHaveTakenEffect
+                let canRepeat = failure.isRetryable && (request.idempotent || notSent)
+                var final = failure
+                if !request.idempotent && !notSent && failure.kind == .transport { final.mayHaveTakenEffect = true }
+                guard canRepeat, attempt < policy.maxAttempts else { throw final }
+                try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: final)
+                continue
+            }
+            await rateLimit.observe(
+                limit: reply.headers.first(name: "X-Ratelimit-Limit").flatMap { Int($0) },
+                remaining: reply.headers.first(name: "X-Ratelimit-Remaining").flatMap { Int($0) })
+            logger.debug("falcon reply", metadata: [
+                "falcon.operation": "\(request.operation)", "http.status": "\(reply.status)",
+                "falcon.trace_id": "\(reply.traceID ?? "-")", "attempt": "\(attempt)",
+            ])
+
+            switch reply.status {
+            case 200..<300:
+                return reply
+            case 401 where request.auth == .bearer && !reauthenticated:
+                // An expired or revoked token: re-authenticate once and repeat (reference §1.4).
+                reauthenticated = true
+                attempt -= 1
+                if let token { await tokens.invalidate(token) }
+                continue
+            case 429:
+                let now = clock.now().timeIntervalSince1970
+                let until = reply.headers.first(name: "X-Ratelimit-Retryafter").flatMap(parseRetryAfter)
+                    .map { max($0, now + 1) } ?? now + policy.defaultRateLimitWait
+                await rateLimit.coolDown(until: until)
+                let failure = error(for: reply, operation: request.operation, kind: .rateLimited, retryAfter: until)
+                guard attempt < policy.maxAttempts else { throw failure }
+                continue  // the gate waits at the top of the loop, bounded by the deadline
+            case 500..<600, _ where !reply.isJSON && reply.status >= 400:
+                var failure = error(for: reply, operation: request.operation, kind: .http)
+                failure.isRetryable = true
+                // A 5xx may come after the work was done: only idempotent calls are repeated.
+                if !request.idempotent {
+                    failure.mayHaveTakenEffect = true
+                    throw failure
+                }
+                guard attempt < policy.maxAttempts else { throw failure }
+                try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: failure)
+                continue
+            default:
+                throw error(for: reply, operation: request.operation, kind: request.auth == .none && request.path == "/oauth2/token" ? .authentication : .http)
+            }
+        }
+    }
+
+    /// One HTTP exchange; transport failures become `FalconError(.transport)`.
+    private func execute(_ request: FalconRequest, token: String?) async throws(FalconError) -> RawReply {
+        let base = await tokens.baseURL
+        var url = base + request.path
+        if !request.query.isEmpty { url += "?" + encodeQuery(request.query) }
+        var http = HTTPClientRequest(url: url)
+        http.method = request.method
+        http.headers.add(name: "User-Agent", value: configuration.userAgent)
+        http.headers.add(name: "Accept", value: "application/json")
+        switch request.auth {
+        case .none: break
+        case .bearer: if let token { http.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        case .basic:
+            let pair = "\(configuration.credentials.clientID):\(configuration.credentials.clientSecret)"
+            http.headers.add(name: "Authorization", value: "Basic " + Data(pair.utf8).base64EncodedString())
+        }
+        if let contentType = request.contentType { http.headers.add(name: "Content-Type", value: contentType) }
+        if let body = try request.body() { http.body = body }
+
+        var sent = false
+        do {
+            let response = try await self.http.execute(http, timeout: .milliseconds(Int64(configuration.requestTimeout * 1000)), logger: nil)
+            sent = true
+            let body = try await response.body.collect(upTo: Self.maxResponseBytes)
+            return RawReply(status: Int(response.status.code), headers: response.headers, body: Array(buffer: body))
+        } catch let error as FalconError {
+            throw error
+        } catch {
+            let notSent = !sent && Self.isConnectFailure(error)
+            throw FalconError(
+                kind: .transport,
+                message: "cannot reach \(base): \(Self.describeTransport(error))",
+                operation: request.operation, isRetryable: true, mayHaveTakenEffect: !notSent)
+        }
+    }
+
+    /// True when the connection was never made, so the request cannot have reached the server.
+    static func isConnectFailure(_ error: any Error) -> Bool {
+        if let e = error as? HTTPClientError, e == .connectTimeout { return true }
+        if error is NIOConnectionError { return true }
+        if let e = error as? IOError, [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, ECONNRESET].contains(e.errnoCode) {
+            return e.errnoCode != ECONNRESET
+        }
+        let text = String(describing: error)
+        return text.contains("connectTimeout") || text.contains("Connection refused") || text.contains("NIOConnectionError")
+    }
+
+    static func describeTransport(_ error: any Error) -> String {
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .remoteConnectionClosed: return "the connection was closed before the reply arrived"
+            case .readTimeout, .deadlineExceeded: return "no reply within the request timeout"
+            case .connectTimeout: return "connect timed out"
+            default: return "\(e)"
+            }
+        }
+        if error is NIOConnectionError { return "connection refused or host unreachable" }
+        return "\(error)"
+    }
+
+    /// A `FalconError` from an error reply: status, the API's `errors[]` and trace id.
+    func error(for reply: RawReply, operation: String, kind: FalconError.Kind, retryAfter: Double? = nil) -> FalconError {
+        var apiErrors: [FalconAPIErrorItem] = []
+        var trace = reply.traceID
+        if reply.isJSON, let envelope = try? JSONDecoder().decode(FalconEnvelope<JSONValue>.self, from: Data(reply.body)) {
+            apiErrors = envelope.errors
+            trace = trace ?? envelope.meta.traceID
+        }
+        var message: String
+        if let first = apiErrors.first?.message, !first.isEmpty {
+            message = apiErrors.map(\.message).joined(separator: "; ")
+            if apiErrors.count == 1 { message = first }
+        } else if !reply.isJSON {
+            let text = String(decoding: reply.body.prefix(200), as: UTF8.self)
+            let title = text.range(of: "<title>").flatMap { start in
+                text.range(of: "</title>", range: start.upperBound..<text.endIndex).map { String(text[start.upperBound..<$0.lowerBound]) }
+            }
+            message = "non-JSON error page" + (title.map { ": \($0)" } ?? "")
+        } else {
+            message = HTTPResponseStatus(statusCode: reply.status).reasonPhrase
+        }
+        if kind == .rateLimited, let retryAfter {
+            message += " (retry after \(Self.formatEpoch(retryAfter)))"
+        }
+        return FalconError(kind: kind, message: message, operation: operation, status: reply.status, apiErrors: apiErrors, traceID: trace, retryAfter: retryAfter)
+    }
+
+    static func formatEpoch(_ seconds: Double) -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: seconds.rounded(.up)))
+    }
+
+    /// Decodes a 2xx JSON reply's envelope.
+    func decode<Resource: Decodable & Sendable>(_ reply: RawReply, as _: Resource.Type, operation: String) throws(FalconError) -> FalconResponse<Resource> {
+        do {
+            let envelope = try JSONDecoder().decode(FalconEnvelope<Resource>.self, from: Data(reply.body))
+            return FalconResponse(resources: envelope.resources, meta: envelope.meta, errors: envelope.errors,
+                                  status: reply.status, traceID: reply.traceID ?? envelope.meta.traceID, rawBody: reply.body)
+        } catch {
+            throw FalconError(kind: .decoding, message: "unreadable reply: \(error)", operation: operation,
+                              status: reply.status, traceID: reply.traceID)
+        }
+    }
+}

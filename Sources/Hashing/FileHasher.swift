@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why hashing a file failed: carries the path and the OS error, for a human.
+public struct FileHashError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let operation: String
+    public let errno: Int32
+
+    public var description: String {
+        "cannot \(operation) \(path): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// The result of hashing one file: its digest and the number of bytes read.
+public struct FileDigest: Sendable, Equatable {
+    public let sha256: String
+    public let size: Int64
+}
+
+/// Streams a file through SHA-256 with large sequential reads; not thread-safe (one per thread).
+public final class FileHasher {
+    public static let defaultChunkSize = 1 << 20
+    private let hasher = SHA256Hasher()
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    public init(chunkSize: Int = FileHasher.defaultChunkSize) {
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Hashes the file at `path`, reading it in chunks; symlinks are refused (O_NOFOLLOW).
+    public func hashFile(atPath path: String) throws(FileHashError) -> FileDigest {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw FileHashError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        #if os(Linux)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        #endif
+        hasher.reset()
+        var total: Int64 = 0
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileHashError(path: path, operation: "read", errno: errno)
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            total += Int64(n)
+        }
+        return FileDigest(sha256: hasher.finalize(), size: total)
+    }
+}
