@@ -22,6 +22,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
         .target(name: "Hashing", dependencies: ["CCrypto"]),
+        .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(
             name: "FalconAPI",
             dependencies: [
@@ -53,8 +54,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "TestSupport", dependencies: ["FalconAPI", "FalconEmulator"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "FalconAPI", "FalconEmulator",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
+        .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
         .testTarget(name: "FalconAPITests", dependencies: ["FalconAPI", "FalconEmulator", "TestSupport"]),
         .testTarget(
             name: "FalconEmulatorTests",

@@ -33,9 +33,10 @@ public final class FileHasher {
 
     deinit { buffer.deallocate() }
 
-    /// Hashes the file at `path`, reading it in chunks; symlinks are refused (O_NOFOLLOW).
-    public func hashFile(atPath path: String) throws(FileHashError) -> FileDigest {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    /// Hashes the file at `path`, reading it in chunks. Symlinks are refused (O_NOFOLLOW) unless
+    /// `followSymlinks` is set: the pipeline never follows them, `quickscan hash` does.
+    public func hashFile(atPath path: String, followSymlinks: Bool = false) throws(FileHashError) -> FileDigest {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw FileHashError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
         #if os(Linux)

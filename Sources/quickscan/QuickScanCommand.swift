@@ -1,0 +1,23 @@
+import ArgumentParser
+
+/// The `quickscan` command tree; wiring only, the work lives in the libraries.
+@main
+struct QuickScanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quickscan",
+        abstract: "Scan files with CrowdStrike Falcon Quick Scan.",
+        discussion: """
+            API commands read credentials from FALCON_CLIENT_ID and FALCON_CLIENT_SECRET (optional \
+            FALCON_MEMBER_CID), the cloud from --cloud or FALCON_CLOUD and a host override from \
+            --base-url or FALCON_BASE_URL. `quickscan emulator` runs a local Falcon API to try \
+            everything without credentials.
+
+            Exit codes of the API commands: 0 success, 1 failure, 3 configuration or credential \
+            error (missing credential, refused credentials, unreachable host).
+            """,
+        subcommands: [
+            QuotaCommand.self, UploadCommand.self, ScanSamplesCommand.self, ScansCommand.self,
+            SubmissionsCommand.self, AggregatesCommand.self, HashCommand.self, /*EMU*/
+        ]
+    )
+}

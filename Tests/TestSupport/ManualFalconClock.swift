@@ -1,0 +1,110 @@
+import FalconAPI
+import Foundation
+import NIOConcurrencyHelpers
+
+/// A `FalconClock` whose sleeps return at once and move its time forward; records every sleep.
+public final class ManualFalconClock: FalconClock {
+    private let state: NIOLockedValueBox<(now: Date, sleeps: [Duration])>
+
+    public init(start: Date = Date()) {
+        state = NIOLockedValueBox((start, []))
+    }
+
+    public func now() -> Date { state.withLockedValue { $0.now } }
+
+    public func sleep(for duration: Duration) async throws {
+        try Task.checkCancellation()
+        state.withLockedValue {
+            $0.sleeps.append(duration)
+            $0.now += Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+    }
+
+    /// Moves time forward without a sleep (e.g. to age a token).
+    public func advance(by seconds: Double) {
+        state.withLockedValue { $0.now += seconds }
+    }
+
+    /// Every sleep asked for so far, in seconds.
+    public var sleeps: [Double] {
+        state.withLockedValue { $0.sleeps.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 } }
+    }
+}
+
+/// A scratch directory removed when the value is released.
+public final class TemporaryDirectory: Sendable {
+    public let url: URL
+    public var path: String { url.path }
+
+    public init(prefix: String = "quickscan-test") throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// Writes `bytes` to `name` (folders created) and returns the full path.
+    @discardableResult
+    public func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let file = url.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(bytes).write(to: file)
+        return file.path
+    }
+
+    @discardableResult
+    public func write(_ name: String, _ text: String) throws -> String {
+        try write(name, Array(text.utf8))
+    }
+}
+
+/// Test inputs with known verdicts in the emulator.
+public enum SampleContent {
+    /// The EICAR anti-virus test string (a malware verdict).
+    public static let eicar = #"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"#
+    /// The first bytes of a PNG image (verdict unknown with an error).
+    public static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array("fake image payload".utf8)
+    /// The emulator's suspicious marker.
+    public static let suspicious = "QUICKSCAN-EMULATOR-SUSPICIOUS test file"
+}
+
+/// The built `quickscan` executable next to the test bundle (or `QUICKSCAN_BIN`).
+public func quickscanExecutable() -> String {
+    if let bin = ProcessInfo.processInfo.environment["QUICKSCAN_BIN"], !bin.isEmpty { return bin }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("quickscan").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("quickscan").path
+}
+
+/// The result of running a process to completion.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs `executable` with `arguments` and `environment` (nothing inherited but PATH) to completion.
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+    env.merge(environment) { $1 }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes concurrently so a full pipe cannot block the child.
+    async let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+    async let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+    let (o, e) = await (outData, errData)
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
