@@ -45,10 +45,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "QuickScanWorker",
+            dependencies: [
+                "FalconAPI", "Hashing", "SQLiteKit",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "quickscan",
             dependencies: [
-                "FalconAPI", "FalconEmulator", "Hashing",
+                "FalconAPI", "FalconEmulator", "Hashing", "QuickScanWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -10,6 +10,12 @@ public struct FileHashError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let errno: Int32
 
+    public init(path: String, operation: String, errno: Int32) {
+        self.path = path
+        self.operation = operation
+        self.errno = errno
+    }
+
     public var description: String {
         "cannot \(operation) \(path): \(String(cString: strerror(errno)))"
     }

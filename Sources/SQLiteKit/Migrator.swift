@@ -1,7 +1,7 @@
 /// Append-only named migrations, each applied once in its own transaction (GRDB's rule: never
 /// edit a shipped migration; add a new one).
-public struct Migrator {
-    public struct Migration {
+public struct Migrator: Sendable {
+    public struct Migration: Sendable {
         public let name: String
         public let sql: String
         public init(_ name: String, _ sql: String) {

@@ -1,0 +1,564 @@
+import FalconAPI
+import Foundation
+import Hashing
+import Logging
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a run ended (PRODUCT.md exit codes).
+public struct RunSummary: Sendable, CustomStringConvertible {
+    public var outcomes: [Outcome: Int]
+    public var pending: Int
+    public var deferredReason: String?
+    public var exitCode: Int32
+
+    public var description: String {
+        "clean \(outcomes[.clean] ?? 0), threat \(outcomes[.threat] ?? 0), not scanned \(outcomes[.notScanned] ?? 0), pending \(pending)"
+            + (deferredReason.map { " (deferred: \($0))" } ?? "")
+    }
+}
+
+/// The worker: watch → hash → upload → submit volumes → poll → dispose, with SQLite as the
+/// queue. Each `step()` moves every file as far as it can go; state lives only in the store,
+/// so a restart resumes where the last committed transition left off.
+public final class ScanPipeline: @unchecked Sendable {
+    let config: WorkerConfiguration
+    let store: WorkerStore
+    let client: HTTPFalconClient
+    let logger: Logger
+    let walker = DirectoryWalker()
+    let hashPool: NIOThreadPool
+
+    /// Watcher index: the last version recorded per path (loaded from the store).
+    private var known: [String: FileIdentity] = [:]
+    /// Files seen but not yet stable: identity and when it was first seen unchanged.
+    private var settling: [String: (identity: FileIdentity, since: Double, inbox: String)] = [:]
+    /// In `--once` mode: only paths present at the first poll are taken.
+    private var onlyPaths: Set<String>?
+    private var lastScanPoll = 0.0
+    private var uploadFailures: [String: Int] = [:]
+    /// Why submitting stopped (quota used up, rate limited beyond the deadline).
+    public private(set) var deferredReason: String?
+
+    public init(config: WorkerConfiguration, store: WorkerStore, client: HTTPFalconClient, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.client = client
+        self.logger = logger
+        self.hashPool = NIOThreadPool(numberOfThreads: max(1, config.hashThreads))
+        hashPool.start()
+    }
+
+    deinit { try? hashPool.syncShutdownGracefully() }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// Loads the watcher index and reconciles volumes left in `submitting` by a crash.
+    public func prepare() async throws {
+        known = try await store.knownFiles()
+        if let until = try await store.value("rate_limit_cooldown_until").flatMap(Double.init), until > Self.now() {
+            await client.rateLimit.coolDown(until: until)
+        }
+        try await reconcileSubmittingVolumes()
+    }
+
+    /// Carries every file present now to a final outcome; returns the summary and exit code.
+    public func runOnce(deadline: Double? = nil) async throws -> RunSummary {
+        try await prepare()
+        var first = true
+        while true {
+            try Task.checkCancellation()
+            try await step(takeNew: true, firstPoll: first, once: true)
+            first = false
+            let pending = try await store.pendingCount()
+            let unsettled = settling.keys.filter { onlyPaths?.contains($0) ?? true }.count
+            if pending == 0 && unsettled == 0 { break }
+            if let deadline, Self.now() > deadline {
+                deferredReason = deferredReason ?? "deadline reached"
+                break
+            }
+            if deferredReason != nil, try await !hasWorkInFlight() { break }
+            try await Task.sleep(for: .milliseconds(Int(min(config.scanPollIntervalSeconds, max(0.05, config.settleSeconds / 2), 1) * 1000)))
+        }
+        return try await summary()
+    }
+
+    /// Watch mode: poll until cancelled.
+    public func runForever() async throws {
+        try await prepare()
+        while !Task.isCancelled {
+            try await step(takeNew: true, firstPoll: false, once: false)
+            deferredReason = nil  // watch mode retries quota and rate limits on the next poll
+            try? await Task.sleep(for: .milliseconds(Int(min(config.pollIntervalSeconds, config.scanPollIntervalSeconds) * 1000)))
+        }
+    }
+
+    func hasWorkInFlight() async throws -> Bool {
+        let counts = try await store.stateCounts()
+        let volumes = try await store.volumes(in: .submitted).count + (try await store.volumes(in: .submitting).count)
+        return volumes > 0 || (counts["decided"] ?? 0) > 0 || (counts["disposing"] ?? 0) > 0 || (counts["discovered"] ?? 0) > 0
+    }
+
+    public func summary() async throws -> RunSummary {
+        let outcomes = try await store.outcomesThisRun()
+        let pending = try await store.pendingCount()
+        let code: Int32
+        if (outcomes[.threat] ?? 0) > 0 { code = 1 }
+        else if pending > 0 { code = 4 }
+        else if (outcomes[.notScanned] ?? 0) > 0 { code = 2 }
+        else { code = 0 }
+        return RunSummary(outcomes: outcomes, pending: pending, deferredReason: pending > 0 ? (deferredReason ?? "work left pending") : nil, exitCode: code)
+    }
+
+    /// One pass over every stage.
+    public func step(takeNew: Bool, firstPoll: Bool, once: Bool) async throws {
+        if takeNew { try await discover(firstPoll: firstPoll, once: once) }
+        try await hashDiscovered()
+        try await uploadHashed()
+        try await submitVolumes(once: once)
+        try await pollVolumes(force: false)
+        try await dispose()
+        try await deleteScannedSamples()
+    }
+
+    // MARK: watcher
+
+    func discover(firstPoll: Bool, once: Bool) async throws {
+        let now = Self.now()
+        var seen: Set<String> = []
+        let skip = Set(Outcome.allCases.compactMap { config.disposition[$0]?.to })
+        for inbox in config.inboxes {
+            var isDir: ObjCBool = false
+            if !FileManager.default.fileExists(atPath: inbox.path, isDirectory: &isDir) || !isDir.boolValue {
+                logger.error("inbox is missing or not a folder", metadata: ["inbox.path": "\(inbox.path)"])
+                continue
+            }
+            let (entries, errors) = walker.walk(inbox, excludingDirectories: skip)
+            for e in errors { logger.warning("\(e)") }
+            for entry in entries {
+                seen.insert(entry.path)
+                if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
+                if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
+                if let s = settling[entry.path], s.identity == entry.stat.identity {
+                    if now - s.since >= config.settleSeconds { try await take(entry) }
+                } else {
+                    settling[entry.path] = (entry.stat.identity, now, entry.inbox)
+                    if config.settleSeconds == 0 { try await take(entry) }
+                }
+            }
+        }
+        // Forget files that vanished while settling.
+        for path in settling.keys where !seen.contains(path) { settling[path] = nil }
+        if firstPoll && once { onlyPaths = seen }
+    }
+
+    private func take(_ entry: InboxEntry) async throws {
+        settling[entry.path] = nil
+        known[entry.path] = entry.stat.identity
+        guard let id = try await store.insertDiscovered(path: entry.path, inbox: entry.inbox, identity: entry.stat.identity) else { return }
+        logger.debug("file taken", metadata: ["file.path": "\(entry.path)"])
+        switch entry.stat.kind {
+        case .symlink:
+            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
+        case .other:
+            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "not a regular file")
+        default:
+            if entry.stat.identity.size > config.maxFileBytes {
+                try await store.decide(id, outcome: .notScanned, reason: .tooLarge,
+                                       error: "\(entry.stat.identity.size) bytes, over max_file_bytes \(config.maxFileBytes)")
+            }
+        }
+    }
+
+    // MARK: hasher
+
+    func hashDiscovered() async throws {
+        let files = try await store.files(in: [.discovered], limit: 2000)
+        guard !files.isEmpty else { return }
+        let pool = hashPool
+        let results = await boundedMap(files, width: max(1, config.hashThreads * 2)) { file -> (FileRecord, Result<FileDigest, FileHashError>) in
+            do {
+                return (file, .success(try await pool.runIfActive { try FileHasher().hashFile(atPath: file.path) }))
+            } catch let error as FileHashError {
+                return (file, .failure(error))
+            } catch {
+                return (file, .failure(FileHashError(path: file.path, operation: "hash", errno: EIO)))
+            }
+        }
+        for (file, result) in results {
+            switch result {
+            case .success(let digest):
+                // Re-stat: a file that changed while hashed goes back to discovery.
+                guard let now = FileStat.of(file.path) else {
+                    try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished while being hashed")
+                    continue
+                }
+                if now.identity != file.identity || digest.size != file.identity.size {
+                    try await store.supersede(file.id, detail: "changed while being hashed")
+                    known[file.path] = nil
+                    continue
+                }
+                try await store.markHashed(file.id, sha256: digest.sha256, size: digest.size)
+            case .failure(let error):
+                if error.errno == ENOENT {
+                    try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before it was hashed")
+                } else if error.errno == ELOOP {
+                    try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
+                } else {
+                    try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: error.description)
+                }
+            }
+        }
+    }
+
+    // MARK: uploader
+
+    func uploadHashed() async throws {
+        let files = try await store.files(in: [.hashed], limit: 5000)
+        guard !files.isEmpty else { return }
+        let ttl = config.verdictCacheTTLHours * 3600
+        var toUpload: [String: FileRecord] = [:]
+        for file in files {
+            guard let sha = file.sha256, let sample = try await store.sample(sha) else { continue }
+            if let verdict = sample.verdict, let at = sample.scannedAt, Self.now() - at < ttl {
+                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: sample.error)
+                try await store.decide(file.id, outcome: outcome, reason: reason, verdict: verdict, error: sample.error,
+                                       scanID: sample.scanID, scannedAt: at, cached: true)
+                continue
+            }
+            if sample.uploadedAt != nil && sample.deletedAt == nil {
+                try await store.markUploaded(sha)  // the same content is already in the cloud
+                continue
+            }
+            if toUpload[sha] == nil { toUpload[sha] = file }
+        }
+        guard !toUpload.isEmpty, deferredReason == nil else { return }
+        let client = self.client
+        let outcomes = await boundedMap(Array(toUpload), width: config.uploadConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
+            do {
+                _ = try await client.uploadSample(path: file.path, fileName: (file.path as NSString).lastPathComponent, expectedSHA256: sha)
+                return (sha, file, .success(()))
+            } catch let error as FalconError {
+                return (sha, file, .failure(error))
+            } catch {
+                return (sha, file, .failure(FalconError(kind: .transport, message: "\(error)")))
+            }
+        }
+        for (sha, file, result) in outcomes {
+            switch result {
+            case .success:
+                try await store.markUploaded(sha)
+            case .failure(let error):
+                try await handleUploadFailure(error, sha: sha, file: file)
+            }
+        }
+    }
+
+    private func handleUploadFailure(_ error: FalconError, sha: String, file: FileRecord) async throws {
+        logger.warning("upload failed", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
+        if error.kind == .rateLimited {
+            try await noteCooldown(error)
+            return
+        }
+        if error.kind == .localFile {
+            guard let now = FileStat.of(file.path) else {
+                try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before upload")
+                return
+            }
+            if now.identity != file.identity {
+                try await store.supersede(file.id, detail: "changed before upload")
+                known[file.path] = nil
+                return
+            }
+            try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: error.message)
+            return
+        }
+        if error.kind == .configuration || error.kind == .authentication { throw error }
+        let failures = (uploadFailures[sha] ?? 0) + 1
+        uploadFailures[sha] = failures
+        if failures >= config.scanMaxAttempts {
+            for f in try await store.files(in: [.hashed]) where f.sha256 == sha {
+                try await store.decide(f.id, outcome: .notScanned, reason: .scanFailed, error: "upload failed \(failures) times: \(error)")
+            }
+        }
+    }
+
+    private func noteCooldown(_ error: FalconError) async throws {
+        deferredReason = "rate limited by the API until \(error.retryAfter.map { Date(timeIntervalSince1970: $0).description } ?? "later")"
+        if let until = error.retryAfter { try await store.setValue("rate_limit_cooldown_until", String(until)) }
+    }
+
+    // MARK: volume submitter
+
+    func submitVolumes(once: Bool) async throws {
+        guard deferredReason == nil else { return }
+        try await reconcileSubmittingVolumes()
+        while true {
+            let waiting = try await store.samplesAwaitingVolume(limit: config.volumeMaxSamples)
+            guard !waiting.isEmpty else { return }
+            let counts = try await store.stateCounts()
+            let upstream = (counts["discovered"] ?? 0) + (counts["hashed"] ?? 0) + settling.count
+            let oldest = try await store.oldestAwaitingSince() ?? Self.now()
+            let full = waiting.count >= config.volumeMaxSamples
+            let waitedEnough = Self.now() - oldest >= config.volumeMaxWaitSeconds
+            guard full || waitedEnough || (once && upstream == 0) else { return }
+
+            // Quota: the last meta.quota seen, refreshed when it looks short (reference §5.6).
+            var batch = waiting
+            let quota = try await currentQuota()
+            if let quota {
+                if quota.remaining <= 0 {
+                    deferredReason = "Quick Scan quota used up (\(quota.used) of \(quota.total))"
+                    logger.warning("quota used up: submissions stop", metadata: ["quota.used": "\(quota.used)", "quota.total": "\(quota.total)"])
+                    return
+                }
+                batch = Array(batch.prefix(quota.remaining))
+            }
+            try await submit(batch)
+            if deferredReason != nil { return }
+        }
+    }
+
+    private func currentQuota() async throws -> QuickScanQuota? {
+        let result: Result<QuickScanQuota?, FalconError>
+        do {
+            result = .success(try await client.quota().quota)
+        } catch {
+            result = .failure(error)
+        }
+        if case .failure(let error) = result {
+            guard error.kind == .rateLimited else { throw error }
+            try await noteCooldown(error)
+            return QuickScanQuota(total: 0, used: 0, inProgress: 0)
+        }
+        let quota = try result.get()
+        if let quota { try await store.setValue("quota", "\(quota.total) \(quota.used) \(quota.inProgress) \(Self.now())") }
+        return quota
+    }
+
+    private func submit(_ samples: [String]) async throws {
+        let volume = try await store.createVolumeIntent(samples: samples)
+        do {
+            let (scanID, response) = try await client.scanSamples(samples)
+            try await store.markVolumeSubmitted(volume, scanID: scanID)
+            if let q = response.meta.quota { try await store.setValue("quota", "\(q.total) \(q.used) \(q.inProgress) \(Self.now())") }
+            logger.info("volume submitted", metadata: ["volume.id": "\(volume)", "scan.id": "\(scanID)", "volume.samples": "\(samples.count)"])
+        } catch let error as FalconError {
+            if error.mayHaveTakenEffect {
+                // Left in `submitting`: reconciliation adopts the scan if the API created it.
+                logger.warning("ScanSamples answer lost; reconciling before any resubmission", metadata: ["volume.id": "\(volume)", "error": "\(error)"])
+                return
+            }
+            if error.kind == .rateLimited { try await noteCooldown(error) } else { logger.error("ScanSamples failed", metadata: ["error": "\(error)"]) }
+            if error.kind == .configuration || error.kind == .authentication { throw error }
+            if error.status == 403 || error.status == 400 || error.status == 429 {
+                deferredReason = deferredReason ?? "ScanSamples refused: \(error)"
+            }
+            try await store.failVolume(volume, from: .submitting, reason: "ScanSamples not accepted: \(error.message)", maxAttempts: config.scanMaxAttempts + 1)
+        }
+    }
+
+    /// Volumes left in `submitting`: adopt the scan the API created for exactly our sample set,
+    /// or resubmit when none exists; wait while candidate scans cannot be read yet.
+    func reconcileSubmittingVolumes() async throws {
+        for volume in try await store.volumes(in: .submitting) {
+            let members = Set(try await store.members(ofVolume: volume.id))
+            let since = Date(timeIntervalSince1970: volume.intentAt - 300)
+            let filter = "created_timestamp:>='\(ISO8601DateFormatter().string(from: since))'"
+            let known = try await store.knownScanIDs()
+            var candidates: [String] = []
+            var offset: String?
+            repeat {
+                let page = try await client.querySubmissions(filter: filter, offset: offset, limit: 5000)
+                candidates += page.resources.filter { !known.contains($0) }
+                let total = page.meta.pagination?.total ?? 0
+                let next = (Int(offset ?? "0") ?? 0) + page.resources.count
+                offset = next < total && !page.resources.isEmpty ? String(next) : nil
+            } while offset != nil
+            var unreadable = false
+            var adopted: String?
+            for chunk in stride(from: 0, to: candidates.count, by: 100).map({ Array(candidates[$0..<min($0 + 100, candidates.count)]) }) {
+                let scans = try await client.getScans(ids: chunk)
+                for id in chunk {
+                    guard let scan = scans.resources.first(where: { $0.id == id }), !scan.samples.isEmpty else {
+                        unreadable = true
+                        continue
+                    }
+                    if Set(scan.samples.map(\.sha256)) == members { adopted = id }
+                }
+                if adopted != nil { break }
+            }
+            if let adopted {
+                try await store.markVolumeSubmitted(volume.id, scanID: adopted, detail: "adopted \(adopted) after an interrupted submission")
+                logger.info("volume adopted after interruption", metadata: ["volume.id": "\(volume.id)", "scan.id": "\(adopted)"])
+            } else if unreadable && Self.now() - volume.intentAt < config.scanTimeoutSeconds {
+                logger.info("volume reconciliation waits for scans in progress", metadata: ["volume.id": "\(volume.id)"])
+            } else {
+                do {
+                    let (scanID, _) = try await client.scanSamples(members.sorted())
+                    try await store.markVolumeSubmitted(volume.id, scanID: scanID, detail: "resubmitted: no scan matched the recorded intent")
+                } catch let error as FalconError where error.mayHaveTakenEffect {
+                    logger.warning("resubmission answer lost; reconciling again", metadata: ["volume.id": "\(volume.id)"])
+                }
+            }
+        }
+    }
+
+    // MARK: poller
+
+    func pollVolumes(force: Bool) async throws {
+        let volumes = try await store.volumes(in: .submitted)
+        guard !volumes.isEmpty else { return }
+        guard force || Self.now() - lastScanPoll >= config.scanPollIntervalSeconds else { return }
+        lastScanPoll = Self.now()
+        for chunk in stride(from: 0, to: volumes.count, by: 100).map({ Array(volumes[$0..<min($0 + 100, volumes.count)]) }) {
+            let response: FalconResponse<ScanResult>
+            do {
+                response = try await client.getScans(ids: chunk.compactMap(\.scanID))
+            } catch {
+                if error.kind == .rateLimited { try await noteCooldown(error) }
+                logger.warning("GetScans failed; polling again later", metadata: ["error": "\(error)"])
+                return
+            }
+            for volume in chunk {
+                guard let scanID = volume.scanID else { continue }
+                if let scan = response.resources.first(where: { $0.id == scanID }), scan.isDone {
+                    var results: [String: (verdict: String?, error: String?)] = [:]
+                    for s in scan.samples { results[s.sha256] = (s.verdict, s.error) }
+                    try await store.completeVolume(volume.id, scanID: scanID, results: results,
+                                                   maxAttempts: config.scanMaxAttempts, deleteSamples: config.deleteSamplesAfterScan)
+                    logger.info("volume done", metadata: ["scan.id": "\(scanID)"])
+                } else if Self.now() - (volume.submittedAt ?? volume.intentAt) > config.scanTimeoutSeconds {
+                    try await store.failVolume(volume.id, from: .submitted, reason: "scan \(scanID) not done after \(Int(config.scanTimeoutSeconds)) s",
+                                               maxAttempts: config.scanMaxAttempts)
+                }
+            }
+        }
+    }
+
+    // MARK: disposer
+
+    func dispose() async throws {
+        for file in try await store.files(in: [.disposing]) { try await resumeDisposal(file) }
+        for file in try await store.files(in: [.decided]) {
+            guard let outcome = file.outcome else { continue }
+            let rule = config.disposition[outcome] ?? DispositionRule(action: .leave)
+            guard let now = FileStat.of(file.path) else {
+                try await store.beginDisposal(file.id, destination: nil)
+                try await store.finishDisposal(file.id, destination: nil)
+                continue
+            }
+            if now.identity != file.identity {
+                // Never file a changed file under the old verdict: its new version is rescanned.
+                try await store.supersede(file.id, detail: "changed before disposal")
+                known[file.path] = nil
+                continue
+            }
+            switch rule.action {
+            case .leave:
+                try await store.beginDisposal(file.id, destination: nil)
+                try await store.finishDisposal(file.id, destination: nil)
+            case .delete:
+                try await store.beginDisposal(file.id, destination: "(deleted)")
+                unlink(file.path)
+                try await store.finishDisposal(file.id, destination: "(deleted)")
+            case .move:
+                let folder = rule.to!
+                let relative = file.path.hasPrefix(file.inbox + "/") ? String(file.path.dropFirst(file.inbox.count + 1)) : (file.path as NSString).lastPathComponent
+                let restricted = outcome == .threat
+                do {
+                    try FileMover.makeFolders(folder, mode: restricted ? 0o700 : 0o755)
+                    if restricted { chmod(folder, 0o700) }
+                    let destination = FileMover.uniqueDestination(folder: folder, relative: relative)
+                    try FileMover.makeFolders((destination as NSString).deletingLastPathComponent, mode: restricted ? 0o700 : 0o755)
+                    try await store.beginDisposal(file.id, destination: destination)
+                    try await moveChecked(file, to: destination, restricted: restricted)
+                } catch let error as ConfigurationError {
+                    logger.error("cannot file \(file.path): \(error)")
+                }
+            }
+            known[file.path] = nil
+        }
+    }
+
+    private func moveChecked(_ file: FileRecord, to destination: String, restricted: Bool) async throws {
+        guard let now = FileStat.of(file.path), now.identity == file.identity else {
+            try await store.abandonDisposal(file.id, detail: "changed just before the move")
+            return
+        }
+        try FileMover.move(file.path, to: destination, fileMode: restricted ? 0o600 : nil)
+        try await store.finishDisposal(file.id, destination: destination)
+        logger.info("file disposed", metadata: ["file.path": "\(file.path)", "file.destination": "\(destination)"])
+    }
+
+    /// A disposal interrupted by a crash: finish it, or give it up when the file changed.
+    private func resumeDisposal(_ file: FileRecord) async throws {
+        let source = FileStat.of(file.path)
+        guard let destination = file.disposedTo, destination != "(deleted)" else {
+            if source != nil, file.disposedTo == "(deleted)" { unlink(file.path) }
+            try await store.finishDisposal(file.id, destination: file.disposedTo)
+            return
+        }
+        let target = FileStat.of(destination)
+        switch (source, target) {
+        case (nil, _?):
+            try await store.finishDisposal(file.id, destination: destination)
+        case (let s?, let t?) where s.identity.inode == t.identity.inode && s.device == t.device:
+            unlink(file.path)  // crashed between link and unlink
+            try await store.finishDisposal(file.id, destination: destination)
+        case (let s?, _) where s.identity == file.identity:
+            let free = target == nil ? destination : FileMover.uniqueDestination(folder: (destination as NSString).deletingLastPathComponent,
+                                                                                  relative: (destination as NSString).lastPathComponent)
+            try FileMover.move(file.path, to: free, fileMode: file.outcome == .threat ? 0o600 : nil)
+            try await store.finishDisposal(file.id, destination: free)
+        case (_?, _):
+            try await store.abandonDisposal(file.id, detail: "changed before disposal finished")
+            known[file.path] = nil
+        case (nil, nil):
+            try await store.finishDisposal(file.id, destination: nil)
+        }
+    }
+
+    // MARK: cloud cleanup
+
+    func deleteScannedSamples() async throws {
+        guard config.deleteSamplesAfterScan else { return }
+        for sha in try await store.samplesPendingDeletion() {
+            do {
+                try await client.deleteSample(sha256: sha)
+                try await store.markSampleDeleted(sha)
+            } catch {
+                logger.warning("sample delete failed; retried next pass", metadata: ["sample.sha256": "\(sha)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}
+
+/// Runs `body` over `items` with at most `width` at once; results in completion order.
+func boundedMap<Item: Sendable, Result: Sendable>(
+    _ items: [Item], width: Int, _ body: @escaping @Sendable (Item) async -> Result
+) async -> [Result] {
+    await withTaskGroup(of: Result.self) { group in
+        var results: [Result] = []
+        results.reserveCapacity(items.count)
+        var next = 0
+        while next < items.count && next < width {
+            let item = items[next]
+            group.addTask { await body(item) }
+            next += 1
+        }
+        while let result = await group.next() {
+            results.append(result)
+            if next < items.count {
+                let item = items[next]
+                group.addTask { await body(item) }
+                next += 1
+            }
+        }
+        return results
+    }
+}

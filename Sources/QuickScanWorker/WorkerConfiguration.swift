@@ -1,0 +1,236 @@
+import FalconAPI
+import Foundation
+
+/// A configuration problem, naming the key (exit code 3).
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What the disposer does with a file of one outcome.
+public struct DispositionRule: Sendable, Equatable {
+    public enum Action: String, Sendable { case move, delete, leave }
+    public var action: Action
+    /// Destination folder of `move`.
+    public var to: String?
+
+    public init(action: Action, to: String? = nil) {
+        self.action = action
+        self.to = to
+    }
+}
+
+/// One watched folder.
+public struct InboxConfiguration: Sendable, Equatable {
+    public var path: String
+    public var recursive: Bool = true
+    public var include: [String] = ["*"]
+    public var exclude: [String] = []
+
+    public init(path: String, recursive: Bool = true, include: [String] = ["*"], exclude: [String] = []) {
+        self.path = path
+        self.recursive = recursive
+        self.include = include
+        self.exclude = exclude
+    }
+
+    /// Names ignored unless an include glob names them explicitly (partial downloads, Office locks).
+    public static let defaultIgnored = [".*", "*.part", "*.tmp", "*.crdownload", "~$*"]
+}
+
+/// The worker's settings (the JSON config file; `sample-config.json` documents every key).
+public struct WorkerConfiguration: Sendable {
+    public var cloud: String?
+    public var baseURL: String?
+    public var memberCID: String?
+    public var timeoutSeconds: Double = 120
+    public var userAgent: String = "quickscan/0.1"
+    public var inboxes: [InboxConfiguration] = []
+    public var settleSeconds: Double = 5
+    public var pollIntervalSeconds: Double = 10
+    public var maxFileBytes: Int64 = FalconClientConfiguration.defaultMaxUploadBytes
+    public var volumeMaxSamples: Int = 1000
+    public var volumeMaxWaitSeconds: Double = 30
+    public var scanPollIntervalSeconds: Double = 3
+    public var scanTimeoutSeconds: Double = 300
+    public var scanMaxAttempts: Int = 3
+    public var verdictCacheTTLHours: Double = 24
+    public var disposition: [Outcome: DispositionRule] = [.clean: .init(action: .leave), .threat: .init(action: .leave), .notScanned: .init(action: .leave)]
+    public var deleteSamplesAfterScan: Bool = false
+    public var database: String = "quickscan.sqlite"
+    public var logLevel: String = "info"
+    public var logFormat: String = "text"
+    public var uploadConcurrency: Int = 4
+    public var hashThreads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    public init() {}
+
+    /// Parses the JSON config; unknown keys, wrong types and impossible values name the key.
+    /// Relative paths are resolved against the config file's folder.
+    public static func parse(_ data: Data, relativeTo base: String) throws -> WorkerConfiguration {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw ConfigurationError("config is not valid JSON: \(error.localizedDescription)")
+        }
+        guard let root = object as? [String: Any] else { throw ConfigurationError("config must be a JSON object") }
+        var c = WorkerConfiguration()
+        let r = KeyReader(root, path: "")
+        try r.allow(["falcon", "inboxes", "settle_seconds", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
+                     "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
+                     "upload_concurrency", "hash_threads"])
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
+        if let f = try r.object("falcon") {
+            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret"])
+            c.cloud = try f.string("cloud")
+            if let cloud = c.cloud, FalconCloud(name: cloud) == nil { throw ConfigurationError("falcon.cloud: \(cloud) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto") }
+            c.baseURL = try f.string("base_url")
+            c.memberCID = try f.string("member_cid")
+            c.timeoutSeconds = try f.number("timeout_seconds", min: 1) ?? c.timeoutSeconds
+            c.userAgent = try f.string("user_agent") ?? c.userAgent
+        }
+        if let list = try r.array("inboxes") {
+            c.inboxes = try list.enumerated().map { i, item in
+                guard let o = item as? [String: Any] else { throw ConfigurationError("inboxes[\(i)] must be an object") }
+                let k = KeyReader(o, path: "inboxes[\(i)].")
+                try k.allow(["path", "recursive", "include", "exclude"])
+                guard let path = try k.string("path") else { throw ConfigurationError("inboxes[\(i)].path is required") }
+                return InboxConfiguration(path: resolve(path), recursive: try k.bool("recursive") ?? true,
+                                          include: try k.strings("include") ?? ["*"], exclude: try k.strings("exclude") ?? [])
+            }
+        }
+        c.settleSeconds = try r.number("settle_seconds", min: 0) ?? c.settleSeconds
+        c.pollIntervalSeconds = try r.number("poll_interval_seconds", min: 0.05) ?? c.pollIntervalSeconds
+        if let n = try r.number("max_file_bytes", min: 1) { c.maxFileBytes = Int64(n) }
+        if let v = try r.object("volume") {
+            try v.allow(["max_samples", "max_wait_seconds"])
+            if let n = try v.number("max_samples", min: 1, max: 1000) { c.volumeMaxSamples = Int(n) }
+            c.volumeMaxWaitSeconds = try v.number("max_wait_seconds", min: 0) ?? c.volumeMaxWaitSeconds
+        }
+        if let s = try r.object("scan") {
+            try s.allow(["poll_interval_seconds", "timeout_seconds", "max_attempts"])
+            c.scanPollIntervalSeconds = try s.number("poll_interval_seconds", min: 0.01) ?? c.scanPollIntervalSeconds
+            c.scanTimeoutSeconds = try s.number("timeout_seconds", min: 1) ?? c.scanTimeoutSeconds
+            if let n = try s.number("max_attempts", min: 1, max: 100) { c.scanMaxAttempts = Int(n) }
+        }
+        c.verdictCacheTTLHours = try r.number("verdict_cache_ttl_hours", min: 0) ?? c.verdictCacheTTLHours
+        if let d = try r.object("disposition") {
+            try d.allow(["clean", "threat", "not_scanned"])
+            for outcome in Outcome.allCases {
+                guard let o = try d.object(outcome.rawValue) else { continue }
+                try o.allow(["action", "to"])
+                let key = "disposition.\(outcome.rawValue)"
+                guard let name = try o.string("action"), let action = DispositionRule.Action(rawValue: name) else {
+                    throw ConfigurationError("\(key).action must be one of move, delete, leave")
+                }
+                let to = try o.string("to").map(resolve)
+                if action == .move && to == nil { throw ConfigurationError("\(key).to is required for action move") }
+                c.disposition[outcome] = DispositionRule(action: action, to: to)
+            }
+        }
+        c.deleteSamplesAfterScan = try r.bool("delete_samples_after_scan") ?? false
+        c.database = resolve(try r.string("database") ?? c.database)
+        if let l = try r.object("log") {
+            try l.allow(["level", "format"])
+            c.logLevel = try l.string("level") ?? c.logLevel
+            c.logFormat = try l.string("format") ?? c.logFormat
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(c.logLevel) else {
+                throw ConfigurationError("log.level: \(c.logLevel) is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            guard ["text", "json"].contains(c.logFormat) else { throw ConfigurationError("log.format must be text or json") }
+        }
+        if let n = try r.number("upload_concurrency", min: 1, max: 64) { c.uploadConcurrency = Int(n) }
+        if let n = try r.number("hash_threads", min: 1, max: 256) { c.hashThreads = Int(n) }
+        return c
+    }
+
+    /// Reads and parses a config file; refuses one that holds a secret and is readable by others.
+    public static func load(path: String) throws -> WorkerConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError("cannot read config file \(path)")
+        }
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let falcon = object["falcon"] as? [String: Any], falcon["client_secret"] != nil {
+            var st = stat()
+            if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
+                throw ConfigurationError("config file \(path) holds falcon.client_secret and is readable by others: run chmod 600 \(path)")
+            }
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return try parse(data, relativeTo: (absolute as NSString).deletingLastPathComponent)
+    }
+
+    /// Credentials from the config file's `falcon` section, if it holds them.
+    public static func credentials(fromConfigAt path: String) -> (id: String, secret: String)? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let falcon = object["falcon"] as? [String: Any],
+              let id = falcon["client_id"] as? String, let secret = falcon["client_secret"] as? String else { return nil }
+        return (id, secret)
+    }
+}
+
+/// Typed access to one JSON object, with errors naming the full key.
+struct KeyReader {
+    let object: [String: Any]
+    let path: String
+
+    init(_ object: [String: Any], path: String) {
+        self.object = object
+        self.path = path
+    }
+
+    func allow(_ keys: Set<String>) throws {
+        for key in object.keys.sorted() where !keys.contains(key) {
+            throw ConfigurationError("unknown config key \(path)\(key)")
+        }
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let s = value as? String else { throw ConfigurationError("\(path)\(key) must be a string") }
+        return s
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        // JSONSerialization boxes true/false as a boolean NSNumber subclass; 0 and 1 are not booleans.
+        guard String(describing: type(of: value)).contains("Boolean"), let b = value as? Bool else {
+            throw ConfigurationError("\(path)\(key) must be true or false")
+        }
+        return b
+    }
+
+    func number(_ key: String, min: Double? = nil, max: Double? = nil) throws -> Double? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard !(value is String), !String(describing: type(of: value)).contains("Boolean"), let n = value as? NSNumber else { throw ConfigurationError("\(path)\(key) must be a number") }
+        let d = n.doubleValue
+        if let min, d < min { throw ConfigurationError("\(path)\(key) must be at least \(min.clean)") }
+        if let max, d > max { throw ConfigurationError("\(path)\(key) must be at most \(max.clean)") }
+        return d
+    }
+
+    func object(_ key: String) throws -> KeyReader? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let o = value as? [String: Any] else { throw ConfigurationError("\(path)\(key) must be an object") }
+        return KeyReader(o, path: "\(path)\(key).")
+    }
+
+    func array(_ key: String) throws -> [Any]? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let a = value as? [Any] else { throw ConfigurationError("\(path)\(key) must be an array") }
+        return a
+    }
+
+    func strings(_ key: String) throws -> [String]? {
+        guard let a = try array(key) else { return nil }
+        return try a.map {
+            guard let s = $0 as? String else { throw ConfigurationError("\(path)\(key) must be an array of strings") }
+            return s
+        }
+    }
+}
+
+extension Double {
+    var clean: String { rounded() == self ? String(Int64(self)) : String(self) }
+}

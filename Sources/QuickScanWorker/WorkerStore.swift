@@ -1,0 +1,471 @@
+import Foundation
+import SQLiteKit
+
+/// How a file version is recognised: a replaced or modified file is a new version.
+public struct FileIdentity: Sendable, Equatable, Hashable {
+    public var inode: UInt64
+    public var size: Int64
+    public var mtimeNs: Int64
+    public var ctimeNs: Int64
+
+    public init(inode: UInt64, size: Int64, mtimeNs: Int64, ctimeNs: Int64) {
+        self.inode = inode
+        self.size = size
+        self.mtimeNs = mtimeNs
+        self.ctimeNs = ctimeNs
+    }
+}
+
+/// One row of `files`.
+public struct FileRecord: Sendable {
+    public var id: Int64
+    public var path: String
+    public var inbox: String
+    public var identity: FileIdentity
+    public var state: FileState
+    public var sha256: String?
+    public var outcome: Outcome?
+    public var reason: String?
+    public var verdict: String?
+    public var error: String?
+    public var disposedTo: String?
+}
+
+/// One row of `samples`.
+public struct SampleRecord: Sendable {
+    public var sha256: String
+    public var uploadedAt: Double?
+    public var deletedAt: Double?
+    public var verdict: String?
+    public var error: String?
+    public var scannedAt: Double?
+    public var scanID: String?
+    public var volumeID: Int64?
+    public var attempts: Int
+}
+
+/// One row of `volumes`.
+public struct VolumeRecord: Sendable {
+    public var id: Int64
+    public var state: VolumeState
+    public var scanID: String?
+    public var intentAt: Double
+    public var submittedAt: Double?
+    public var attempt: Int
+}
+
+/// A transition that found the row in another state (someone else moved it, or a bug).
+public struct StaleTransition: Error, CustomStringConvertible {
+    public let entity: String
+    public let id: String
+    public let expected: String
+    public var description: String { "\(entity) \(id) was not in state \(expected)" }
+}
+
+/// The SQLite store: the queue and the record. Every transition is a compare-and-set plus its
+/// event row, in one transaction. One writer: this actor.
+public actor WorkerStore {
+    let db: SQLiteConnection
+    public let path: String
+    private var runID: Int64?
+
+    public static let migrations = Migrator([
+        .init("001-initial", """
+            CREATE TABLE runs (
+                id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL, mode TEXT NOT NULL,
+                pid INTEGER, host TEXT, exit_code INTEGER);
+            CREATE TABLE volumes (
+                id INTEGER PRIMARY KEY,
+                state TEXT NOT NULL CHECK (state IN ('submitting','submitted','done','failed')),
+                scan_id TEXT UNIQUE, intent_at REAL NOT NULL, submitted_at REAL, finished_at REAL,
+                attempt INTEGER NOT NULL DEFAULT 1, detail TEXT);
+            CREATE TABLE samples (
+                sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+                size INTEGER NOT NULL,
+                uploaded_at REAL, deleted_at REAL, delete_pending INTEGER NOT NULL DEFAULT 0,
+                verdict TEXT, error TEXT, scanned_at REAL, scan_id TEXT,
+                volume_id INTEGER REFERENCES volumes(id),
+                attempts INTEGER NOT NULL DEFAULT 0);
+            CREATE TABLE volume_members (
+                volume_id INTEGER NOT NULL REFERENCES volumes(id),
+                sha256 TEXT NOT NULL REFERENCES samples(sha256),
+                PRIMARY KEY (volume_id, sha256));
+            CREATE TABLE files (
+                id INTEGER PRIMARY KEY,
+                path TEXT NOT NULL, inbox TEXT NOT NULL,
+                inode INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('discovered','hashed','uploaded','decided','disposing','disposed','superseded')),
+                sha256 TEXT REFERENCES samples(sha256),
+                outcome TEXT CHECK (outcome IN ('clean','threat','not_scanned')),
+                reason TEXT, verdict TEXT, error TEXT, cached INTEGER NOT NULL DEFAULT 0,
+                scan_id TEXT, scanned_at REAL, disposed_to TEXT,
+                discovered_run INTEGER REFERENCES runs(id), decided_run INTEGER REFERENCES runs(id),
+                discovered_at REAL NOT NULL, updated_at REAL NOT NULL,
+                CHECK (state NOT IN ('decided','disposing','disposed') OR outcome IS NOT NULL),
+                CHECK (outcome IS NOT 'not_scanned' OR reason IS NOT NULL));
+            CREATE UNIQUE INDEX files_identity ON files (path, inode, size, mtime_ns, ctime_ns);
+            CREATE INDEX files_state ON files (state);
+            CREATE INDEX files_sha256 ON files (sha256);
+            CREATE TABLE events (
+                id INTEGER PRIMARY KEY, at REAL NOT NULL, run_id INTEGER,
+                entity TEXT NOT NULL, entity_id TEXT NOT NULL, from_state TEXT, to_state TEXT NOT NULL, detail TEXT);
+            CREATE INDEX events_entity ON events (entity, entity_id);
+            CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE VIEW results AS
+                SELECT f.id AS file_id, f.path, f.sha256, f.size, f.outcome, f.verdict,
+                       CASE WHEN f.outcome = 'not_scanned' THEN f.reason || COALESCE(': ' || f.error, '') ELSE f.error END AS error,
+                       f.scan_id,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.scanned_at, 'unixepoch') AS scanned_at,
+                       f.disposed_to, f.cached,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.discovered_at, 'unixepoch') AS discovered_at,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS decided_at
+                FROM files f WHERE f.state IN ('decided','disposing','disposed');
+            """),
+    ])
+
+    public init(path: String) throws {
+        let db = try SQLiteConnection(path: path)
+        try Self.migrations.migrate(db)
+        self.db = db
+        self.path = path
+    }
+
+    static func now() -> Double { Date().timeIntervalSince1970 }
+
+    // MARK: runs and key-value
+
+    public func beginRun(mode: String) throws -> Int64 {
+        try db.run("INSERT INTO runs (started_at, mode, pid, host) VALUES (?, ?, ?, ?)",
+                   [Self.now(), mode, Int(getpid()), ProcessInfo.processInfo.hostName])
+        runID = db.lastInsertRowID
+        return db.lastInsertRowID
+    }
+
+    public func finishRun(exitCode: Int32) throws {
+        guard let runID else { return }
+        try db.run("UPDATE runs SET finished_at = ?, exit_code = ? WHERE id = ?", [Self.now(), Int(exitCode), runID])
+    }
+
+    public func value(_ key: String) throws -> String? {
+        try db.queryOne("SELECT value FROM kv WHERE key = ?", [key])?.string("value")
+    }
+
+    public func setValue(_ key: String, _ value: String) throws {
+        try db.run("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+    }
+
+    private func event(_ entity: String, _ id: String, from: String?, to: String, detail: String? = nil) throws {
+        try db.run("INSERT INTO events (at, run_id, entity, entity_id, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [Self.now(), runID, entity, id, from, to, detail])
+    }
+
+    // MARK: files
+
+    /// Identities of every file version not superseded, keyed by path (the watcher's index).
+    public func knownFiles() throws -> [String: FileIdentity] {
+        var index: [String: FileIdentity] = [:]
+        for row in try db.query("SELECT path, inode, size, mtime_ns, ctime_ns FROM files WHERE state != 'superseded' ORDER BY id") {
+            index[row.string("path")!] = Self.identity(row)
+        }
+        return index
+    }
+
+    static func identity(_ row: SQLiteRow) -> FileIdentity {
+        FileIdentity(inode: UInt64(bitPattern: row.int("inode") ?? 0), size: row.int("size") ?? 0,
+                     mtimeNs: row.int("mtime_ns") ?? 0, ctimeNs: row.int("ctime_ns") ?? 0)
+    }
+
+    /// Records a stable file version; nil when this exact version is already known.
+    public func insertDiscovered(path: String, inbox: String, identity: FileIdentity) throws -> Int64? {
+        try db.transaction {
+            let now = Self.now()
+            let changed = try db.run("""
+                INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
+                """, [path, inbox, UInt64(identity.inode), identity.size, identity.mtimeNs, identity.ctimeNs, runID, now, now])
+            guard changed == 1 else { return nil }
+            let id = db.lastInsertRowID
+            try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: path)
+            return id
+        }
+    }
+
+    /// Compare-and-set of a file's state with extra columns, plus its event row.
+    private func moveFile(_ id: Int64, from: [FileState], to: FileState, set columns: [(String, any SQLiteBindable)] = [], detail: String? = nil) throws {
+        precondition(from.allSatisfy { $0.canTransition(to: to) }, "illegal transition to \(to)")
+        let current = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state")
+        guard let current, let state = FileState(rawValue: current), from.contains(state) else {
+            throw StaleTransition(entity: "file", id: String(id), expected: from.map(\.rawValue).joined(separator: "|"))
+        }
+        var sql = "UPDATE files SET state = ?, updated_at = ?"
+        var args: [any SQLiteBindable] = [to.rawValue, Self.now()]
+        for (column, value) in columns {
+            sql += ", \(column) = ?"
+            args.append(value)
+        }
+        sql += " WHERE id = ? AND state = ?"
+        args += [id, current]
+        guard try db.run(sql, args) == 1 else {
+            throw StaleTransition(entity: "file", id: String(id), expected: current)
+        }
+        try event("file", String(id), from: current, to: to.rawValue, detail: detail)
+    }
+
+    public func files(in states: [FileState], limit: Int = 10_000) throws -> [FileRecord] {
+        let marks = states.map { _ in "?" }.joined(separator: ",")
+        return try db.query("SELECT * FROM files WHERE state IN (\(marks)) ORDER BY id LIMIT \(limit)", states.map(\.rawValue)).map(Self.file)
+    }
+
+    public func file(id: Int64) throws -> FileRecord? {
+        try db.queryOne("SELECT * FROM files WHERE id = ?", [id]).map(Self.file)
+    }
+
+    static func file(_ row: SQLiteRow) -> FileRecord {
+        FileRecord(
+            id: row.int("id")!, path: row.string("path")!, inbox: row.string("inbox")!, identity: identity(row),
+            state: FileState(rawValue: row.string("state")!)!, sha256: row.string("sha256"),
+            outcome: row.string("outcome").flatMap(Outcome.init), reason: row.string("reason"),
+            verdict: row.string("verdict"), error: row.string("error"), disposedTo: row.string("disposed_to"))
+    }
+
+    /// discovered → hashed; creates the sample row (one per sha256) if new.
+    public func markHashed(_ id: Int64, sha256: String, size: Int64) throws {
+        try db.transaction {
+            try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [sha256, size])
+            try moveFile(id, from: [.discovered], to: .hashed, set: [("sha256", sha256)], detail: sha256)
+        }
+    }
+
+    /// The file changed under us: this version is superseded, the watcher records the new one.
+    public func supersede(_ id: Int64, detail: String) throws {
+        try db.transaction {
+            try moveFile(id, from: [.discovered, .hashed, .uploaded, .decided], to: .superseded, detail: detail)
+        }
+    }
+
+    /// Gives a file its final outcome (verdict, not scanned, or a cached verdict).
+    public func decide(_ id: Int64, outcome: Outcome, reason: NotScannedReason? = nil, verdict: String? = nil,
+                       error: String? = nil, scanID: String? = nil, scannedAt: Double? = nil, cached: Bool = false) throws {
+        try db.transaction {
+            try decideInTransaction(id, from: [.discovered, .hashed, .uploaded], outcome: outcome, reason: reason, verdict: verdict,
+                                    error: error, scanID: scanID, scannedAt: scannedAt, cached: cached)
+        }
+    }
+
+    private func decideInTransaction(_ id: Int64, from: [FileState], outcome: Outcome, reason: NotScannedReason?, verdict: String?,
+                                     error: String?, scanID: String?, scannedAt: Double?, cached: Bool) throws {
+        let detail = [outcome.rawValue, reason?.rawValue, verdict, cached ? "cached" : nil].compactMap { $0 }.joined(separator: " ")
+        try moveFile(id, from: from, to: .decided, set: [
+            ("outcome", outcome.rawValue), ("reason", reason?.rawValue), ("verdict", verdict), ("error", error),
+            ("scan_id", scanID), ("scanned_at", scannedAt), ("cached", cached), ("decided_run", runID),
+        ], detail: detail)
+    }
+
+    /// decided → disposing: the destination is recorded before the file is touched.
+    public func beginDisposal(_ id: Int64, destination: String?) throws {
+        try db.transaction {
+            try moveFile(id, from: [.decided], to: .disposing, set: [("disposed_to", destination)], detail: destination ?? "leave")
+        }
+    }
+
+    /// disposing → disposed (the destination may differ from the intent when it was taken: a suffix).
+    public func finishDisposal(_ id: Int64, destination: String?) throws {
+        try db.transaction {
+            try moveFile(id, from: [.disposing], to: .disposed, set: [("disposed_to", destination)], detail: destination ?? "left in place")
+        }
+    }
+
+    /// disposing → superseded: the file changed before it was filed; its new version is rescanned.
+    public func abandonDisposal(_ id: Int64, detail: String) throws {
+        try db.transaction {
+            let current = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state")
+            guard current == FileState.disposing.rawValue else { throw StaleTransition(entity: "file", id: String(id), expected: "disposing") }
+            try db.run("UPDATE files SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'disposing'", [Self.now(), id])
+            try event("file", String(id), from: "disposing", to: "superseded", detail: detail)
+        }
+    }
+
+    // MARK: samples
+
+    public func sample(_ sha256: String) throws -> SampleRecord? {
+        try db.queryOne("SELECT * FROM samples WHERE sha256 = ?", [sha256]).map(Self.sample)
+    }
+
+    static func sample(_ row: SQLiteRow) -> SampleRecord {
+        SampleRecord(sha256: row.string("sha256")!, uploadedAt: row.double("uploaded_at"), deletedAt: row.double("deleted_at"),
+                     verdict: row.string("verdict"), error: row.string("error"), scannedAt: row.double("scanned_at"),
+                     scanID: row.string("scan_id"), volumeID: row.int("volume_id"), attempts: Int(row.int("attempts") ?? 0))
+    }
+
+    /// The API holds the sample: hashed files with this content move to uploaded.
+    public func markUploaded(_ sha256: String) throws {
+        try db.transaction {
+            try db.run("UPDATE samples SET uploaded_at = ?, deleted_at = NULL WHERE sha256 = ?", [Self.now(), sha256])
+            try event("sample", sha256, from: nil, to: "uploaded")
+            for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'hashed'", [sha256]) {
+                try moveFile(row.int("id")!, from: [.hashed], to: .uploaded)
+            }
+        }
+    }
+
+    /// Uploaded samples waiting for a volume: no verdict yet, in no active volume, wanted by a file.
+    public func samplesAwaitingVolume(limit: Int) throws -> [String] {
+        try db.query("""
+            SELECT s.sha256 FROM samples s
+            WHERE s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL AND s.volume_id IS NULL
+              AND EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256 AND f.state = 'uploaded')
+            ORDER BY s.uploaded_at LIMIT ?
+            """, [limit]).compactMap { $0.string("sha256") }
+    }
+
+    /// Age in seconds of the oldest sample waiting for a volume.
+    public func oldestAwaitingSince() throws -> Double? {
+        try db.queryOne("""
+            SELECT MIN(s.uploaded_at) AS t FROM samples s
+            WHERE s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL AND s.volume_id IS NULL
+              AND EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256 AND f.state = 'uploaded')
+            """)?.double("t")
+    }
+
+    // MARK: volumes
+
+    /// Records the intent to submit exactly `samples` (before ScanSamples is called).
+    public func createVolumeIntent(samples: [String]) throws -> Int64 {
+        try db.transaction {
+            try db.run("INSERT INTO volumes (state, intent_at) VALUES ('submitting', ?)", [Self.now()])
+            let id = db.lastInsertRowID
+            for sha in samples {
+                try db.run("INSERT INTO volume_members (volume_id, sha256) VALUES (?, ?)", [id, sha])
+                guard try db.run("UPDATE samples SET volume_id = ?, attempts = attempts + 1 WHERE sha256 = ? AND volume_id IS NULL", [id, sha]) == 1 else {
+                    throw StaleTransition(entity: "sample", id: sha, expected: "no active volume")
+                }
+            }
+            try event("volume", String(id), from: nil, to: VolumeState.submitting.rawValue, detail: "\(samples.count) samples")
+            return id
+        }
+    }
+
+    private func moveVolume(_ id: Int64, from: VolumeState, to: VolumeState, set columns: [(String, any SQLiteBindable)] = [], detail: String? = nil) throws {
+        precondition(from.canTransition(to: to))
+        var sql = "UPDATE volumes SET state = ?"
+        var args: [any SQLiteBindable] = [to.rawValue]
+        for (c, v) in columns {
+            sql += ", \(c) = ?"
+            args.append(v)
+        }
+        sql += " WHERE id = ? AND state = ?"
+        args += [id, from.rawValue]
+        guard try db.run(sql, args) == 1 else { throw StaleTransition(entity: "volume", id: String(id), expected: from.rawValue) }
+        try event("volume", String(id), from: from.rawValue, to: to.rawValue, detail: detail)
+    }
+
+    /// submitting → submitted with the scan id ScanSamples returned (or reconciliation found).
+    public func markVolumeSubmitted(_ id: Int64, scanID: String, detail: String? = nil) throws {
+        try db.transaction {
+            try moveVolume(id, from: .submitting, to: .submitted, set: [("scan_id", scanID), ("submitted_at", Self.now())], detail: detail ?? scanID)
+        }
+    }
+
+    public func volumes(in state: VolumeState) throws -> [VolumeRecord] {
+        try db.query("SELECT * FROM volumes WHERE state = ? ORDER BY id", [state.rawValue]).map {
+            VolumeRecord(id: $0.int("id")!, state: VolumeState(rawValue: $0.string("state")!)!, scanID: $0.string("scan_id"),
+                         intentAt: $0.double("intent_at")!, submittedAt: $0.double("submitted_at"), attempt: Int($0.int("attempt") ?? 1))
+        }
+    }
+
+    public func members(ofVolume id: Int64) throws -> [String] {
+        try db.query("SELECT sha256 FROM volume_members WHERE volume_id = ? ORDER BY sha256", [id]).compactMap { $0.string("sha256") }
+    }
+
+    /// Scan ids already recorded for some volume (never adopted twice).
+    public func knownScanIDs() throws -> Set<String> {
+        Set(try db.query("SELECT scan_id FROM volumes WHERE scan_id IS NOT NULL").compactMap { $0.string("scan_id") })
+    }
+
+    /// A finished volume: verdicts go to samples, files waiting on them are decided.
+    /// Samples the scan did not report go back to the queue, or fail after `maxAttempts`.
+    public func completeVolume(_ id: Int64, scanID: String, results: [String: (verdict: String?, error: String?)],
+                               maxAttempts: Int, deleteSamples: Bool) throws {
+        try db.transaction {
+            try moveVolume(id, from: .submitted, to: .done, set: [("finished_at", Self.now())])
+            let scannedAt = Self.now()
+            for sha in try members(ofVolume: id) {
+                guard let result = results[sha], let verdict = result.verdict, !verdict.isEmpty else {
+                    try releaseSample(sha, volume: id, maxAttempts: maxAttempts, why: "the scan \(scanID) returned no verdict for it")
+                    continue
+                }
+                try db.run("UPDATE samples SET verdict = ?, error = ?, scanned_at = ?, scan_id = ?, volume_id = NULL, delete_pending = ? WHERE sha256 = ?",
+                           [verdict, result.error, scannedAt, scanID, deleteSamples, sha])
+                try event("sample", sha, from: "queued", to: "scanned", detail: verdict)
+                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: result.error)
+                for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'uploaded'", [sha]) {
+                    try decideInTransaction(row.int("id")!, from: [.uploaded], outcome: outcome, reason: reason, verdict: verdict,
+                                            error: result.error, scanID: scanID, scannedAt: scannedAt, cached: false)
+                }
+            }
+        }
+    }
+
+    /// A volume that timed out or was refused: its samples are queued again or fail.
+    public func failVolume(_ id: Int64, from: VolumeState, reason: String, maxAttempts: Int) throws {
+        try db.transaction {
+            try moveVolume(id, from: from, to: .failed, set: [("finished_at", Self.now()), ("detail", reason)], detail: reason)
+            for sha in try members(ofVolume: id) {
+                try releaseSample(sha, volume: id, maxAttempts: maxAttempts, why: reason)
+            }
+        }
+    }
+
+    private func releaseSample(_ sha: String, volume: Int64, maxAttempts: Int, why: String) throws {
+        try db.run("UPDATE samples SET volume_id = NULL WHERE sha256 = ? AND volume_id = ?", [sha, volume])
+        let attempts = Int(try db.queryOne("SELECT attempts FROM samples WHERE sha256 = ?", [sha])?.int("attempts") ?? 0)
+        guard attempts >= maxAttempts else {
+            try event("sample", sha, from: "queued", to: "requeued", detail: why)
+            return
+        }
+        try event("sample", sha, from: "queued", to: "scan_failed", detail: why)
+        for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'uploaded'", [sha]) {
+            try decideInTransaction(row.int("id")!, from: [.uploaded], outcome: .notScanned, reason: .scanFailed, verdict: nil,
+                                    error: "no verdict after \(attempts) attempts: \(why)", scanID: nil, scannedAt: nil, cached: false)
+        }
+    }
+
+    // MARK: cloud cleanup ledger
+
+    public func samplesPendingDeletion() throws -> [String] {
+        try db.query("SELECT sha256 FROM samples WHERE delete_pending = 1 AND volume_id IS NULL").compactMap { $0.string("sha256") }
+    }
+
+    public func markSampleDeleted(_ sha256: String) throws {
+        try db.transaction {
+            try db.run("UPDATE samples SET delete_pending = 0, deleted_at = ?, uploaded_at = NULL WHERE sha256 = ?", [Self.now(), sha256])
+            try event("sample", sha256, from: "uploaded", to: "deleted")
+        }
+    }
+
+    // MARK: run summary
+
+    /// Outcomes decided in the current run.
+    public func outcomesThisRun() throws -> [Outcome: Int] {
+        guard let runID else { return [:] }
+        var counts: [Outcome: Int] = [:]
+        for row in try db.query("SELECT outcome, COUNT(*) AS n FROM files WHERE decided_run = ? AND state != 'superseded' GROUP BY outcome", [runID]) {
+            if let o = row.string("outcome").flatMap(Outcome.init) { counts[o] = Int(row.int("n") ?? 0) }
+        }
+        return counts
+    }
+
+    /// Files not yet at a final state.
+    public func pendingCount() throws -> Int {
+        Int(try db.queryOne("SELECT COUNT(*) AS n FROM files WHERE state NOT IN ('disposed','superseded')")?.int("n") ?? 0)
+    }
+
+    /// Counts per state (status, progress).
+    public func stateCounts() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try db.query("SELECT state, COUNT(*) AS n FROM files GROUP BY state") {
+            counts[row.string("state")!] = Int(row.int("n") ?? 0)
+        }
+        return counts
+    }
+}

@@ -1,0 +1,204 @@
+import ArgumentParser
+import FalconAPI
+import FalconEmulator
+import Foundation
+import Logging
+import QuickScanWorker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `quickscan run`: the worker, as a watcher or a cron job.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Scan every file dropped into the inboxes and file it by its verdict.",
+        discussion: """
+            Without --once, watches the inboxes until SIGINT or SIGTERM (a second signal exits at once).
+            With --once, takes every file present now, carries each to a final outcome and exits:
+              0  every file reached a verdict, none is a threat
+              1  at least one threat (malware, suspicious or an unrecognised verdict)
+              2  no threat, but some files ended not scanned
+              3  configuration or credential error: nothing was done
+              4  deferred: quota, rate limit or deadline left work pending for the next run
+              5  another run holds the database lock
+            --emulator runs against an in-process Falcon emulator: no credentials needed.
+            """)
+
+    @Flag(help: "Take the files present now, finish them, exit with the code above.")
+    var once = false
+
+    @Flag(help: "Use an in-process Falcon emulator instead of the real API (no credentials).")
+    var emulator = false
+
+    @Option(help: "Config file (JSON; see sample-config.json). Default: ./quickscan.json when it exists.")
+    var config: String?
+
+    @Option(help: "An inbox folder (repeatable); added to the config's inboxes.")
+    var inbox: [String] = []
+
+    @Option(help: "Results database (overrides the config's database).")
+    var database: String?
+
+    @Option(help: "Seconds a file must stay unchanged before it is taken (overrides settle_seconds).")
+    var settleSeconds: Double?
+
+    @Option(help: "Give up and exit 4 after this many seconds (run --once).")
+    var deadline: Double?
+
+    @Option(help: "Falcon cloud (overrides falcon.cloud and FALCON_CLOUD).")
+    var cloud: String?
+
+    @Option(name: .customLong("base-url"), help: "API base URL (overrides falcon.base_url and FALCON_BASE_URL).")
+    var baseURL: String?
+
+    @Option(help: "Log level on stderr (overrides log.level).")
+    var logLevel: String?
+
+    func run() async throws {
+        let settings: WorkerConfiguration
+        do {
+            settings = try loadSettings()
+        } catch {
+            printError("\(error)")
+            throw ExitCode(3)
+        }
+        let level = Logger.Level(rawValue: settings.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "quickscan")
+
+        let lock: RunLock
+        do {
+            try FileManager.default.createDirectory(atPath: (settings.database as NSString).deletingLastPathComponent.isEmpty ? "." : (settings.database as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            lock = try RunLock(databasePath: settings.database)
+        } catch let held as RunLock.Held {
+            printError("\(held)")
+            throw ExitCode(5)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(3)
+        }
+
+        var emulatorInstance: FalconEmulator?
+        if emulator {
+            var emulatorConfig = EmulatorConfiguration()
+            emulatorConfig.scanPollsUntilDone = 1
+            let instance = FalconEmulator(configuration: emulatorConfig, logger: Logger(label: "falcon-emulator"))
+            try await instance.start()
+            emulatorInstance = instance
+        }
+
+        let client: HTTPFalconClient
+        let store: WorkerStore
+        do {
+            client = try makeClient(settings, emulatorURL: emulatorInstance?.baseURL, logger: logger)
+            store = try WorkerStore(path: settings.database)
+        } catch {
+            printError("\(error)")
+            await emulatorInstance?.shutdown()
+            throw ExitCode(3)
+        }
+
+        let pipeline = ScanPipeline(config: settings, store: store, client: client, logger: logger)
+        var exitCode: Int32 = 0
+        do {
+            _ = try await store.beginRun(mode: once ? "once" : "watch")
+            if once {
+                let summary = try await pipeline.runOnce(deadline: deadline.map { Date().timeIntervalSince1970 + $0 })
+                exitCode = summary.exitCode
+                FileHandle.standardError.write(Data("quickscan: \(summary)\n".utf8))
+            } else {
+                try await watchUntilSignalled(pipeline)
+            }
+        } catch let error as FalconError where error.kind == .configuration || error.kind == .authentication || (error.kind == .transport && error.operation == "oauth2AccessToken") {
+            printError("\(error)")
+            exitCode = 3
+        } catch is CancellationError {
+            exitCode = 0
+        } catch {
+            printError("\(error)")
+            exitCode = 1
+        }
+        try? await store.finishRun(exitCode: exitCode)
+        await client.shutdown()
+        await emulatorInstance?.shutdown()
+        withExtendedLifetime(lock) {}
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// Runs the watcher until SIGINT/SIGTERM; a second signal exits at once.
+    func watchUntilSignalled(_ pipeline: ScanPipeline) async throws {
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let task = Task { try await pipeline.runForever() }
+        let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
+        let count = Counter()
+        for source in signals {
+            source.setEventHandler {
+                if count.increment() > 1 { Glibc.exit(130) }
+                task.cancel()
+            }
+            source.resume()
+        }
+        _ = try? await task.value
+        signals.forEach { $0.cancel() }
+    }
+
+    func loadSettings() throws -> WorkerConfiguration {
+        var path = config
+        if path == nil, FileManager.default.fileExists(atPath: "quickscan.json") { path = "quickscan.json" }
+        var settings = try path.map(WorkerConfiguration.load(path:)) ?? WorkerConfiguration()
+        if path == nil { settings.database = database ?? "quickscan.sqlite" }
+        for folder in inbox {
+            let absolute = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
+            settings.inboxes.append(InboxConfiguration(path: absolute))
+        }
+        if let database { settings.database = database }
+        if let settleSeconds { settings.settleSeconds = settleSeconds }
+        if let logLevel { settings.logLevel = logLevel }
+        if let cloud { settings.cloud = cloud }
+        if let baseURL { settings.baseURL = baseURL }
+        guard !settings.inboxes.isEmpty else {
+            throw ConfigurationError("no inbox: give --inbox PATH or inboxes in the config file")
+        }
+        return settings
+    }
+
+    func makeClient(_ settings: WorkerConfiguration, emulatorURL: String?, logger: Logger) throws -> HTTPFalconClient {
+        let env = ProcessInfo.processInfo.environment
+        var credentials: FalconCredentials
+        if emulatorURL != nil {
+            credentials = FalconCredentials(clientID: "emulator", clientSecret: "emulator")
+        } else if let fromFile = config.flatMap(WorkerConfiguration.credentials(fromConfigAt:)), env["FALCON_CLIENT_ID"] == nil {
+            credentials = FalconCredentials(clientID: fromFile.id, clientSecret: fromFile.secret)
+        } else {
+            credentials = try FalconCredentials.fromEnvironment(env)
+        }
+        if let member = settings.memberCID { credentials.memberCID = member }
+        let cloudName = settings.cloud ?? env["FALCON_CLOUD"]
+        let cloud = try cloudName.map { name in
+            guard let c = FalconCloud(name: name) else { throw ConfigurationError("cloud \(name) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto") }
+            return c
+        } ?? .us1
+        let base = emulatorURL ?? settings.baseURL ?? env["FALCON_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let clientConfig = FalconClientConfiguration(credentials: credentials, cloud: cloud, baseURL: base, userAgent: settings.userAgent,
+                                                     requestTimeout: settings.timeoutSeconds)
+        return try HTTPFalconClient(configuration: clientConfig, logger: logger)
+    }
+}
+
+/// A signal counter shared with the dispatch handler.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
