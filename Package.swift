@@ -72,6 +72,7 @@ let package = Package(
         ),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
+        .testTarget(name: "QuickScanWorkerTests", dependencies: ["QuickScanWorker", "SQLiteKit", "TestSupport", "FalconAPI", "FalconEmulator"]),
         .testTarget(name: "FalconAPITests", dependencies: ["FalconAPI", "FalconEmulator", "TestSupport"]),
         .testTarget(
             name: "FalconEmulatorTests",

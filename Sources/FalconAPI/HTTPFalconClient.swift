@@ -37,6 +37,9 @@ public final class HTTPFalconClient: Sendable {
             config.redirectConfiguration = .disallow
             config.timeout = .init(connect: .seconds(15))
             config.httpVersion = .http1Only
+            // Our retry policy decides about retries; the pool would otherwise keep retrying a
+            // refused connection until the request deadline.
+            config.connectionPool.retryConnectionEstablishment = false
             self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
             self.ownsHTTPClient = true
         }

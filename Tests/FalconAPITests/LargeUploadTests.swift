@@ -73,7 +73,8 @@ struct LargeUploadTests {
             do {
                 _ = try await client.uploadSample(path: path)
                 Issue.record("expected refusal")
-            } catch {
+            } catch let thrown {
+                let error = try #require((thrown as Any) as? FalconError)
                 #expect(error.kind == .localFile)
                 #expect(error.message.contains("huge.bin"))
                 #expect(error.message.contains("\(Self.limit)"))

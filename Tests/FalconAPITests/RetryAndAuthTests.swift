@@ -41,7 +41,8 @@ struct RetryAndAuthTests {
             do {
                 _ = try await client.quota()
                 Issue.record("expected a rate-limit error")
-            } catch {
+            } catch let thrown {
+                let error = try #require((thrown as Any) as? FalconError)
                 #expect(error.kind == .rateLimited)
                 #expect(error.status == 429)
                 #expect((error.retryAfter ?? 0) > clock.now().timeIntervalSince1970 + 3000)
@@ -77,7 +78,8 @@ struct RetryAndAuthTests {
             do {
                 _ = try await client.quota()
                 Issue.record("expected failure")
-            } catch {
+            } catch let thrown {
+                let error = try #require((thrown as Any) as? FalconError)
                 #expect(error.kind == .http)
                 #expect(error.status == 502)
                 #expect(error.isRetryable)
@@ -94,7 +96,8 @@ struct RetryAndAuthTests {
             do {
                 _ = try await client.scanSamples([sha])
                 Issue.record("expected the lost answer to surface")
-            } catch {
+            } catch let thrown {
+                let error = try #require((thrown as Any) as? FalconError)
                 #expect(error.kind == .transport)
                 #expect(error.mayHaveTakenEffect)
             }
@@ -163,7 +166,8 @@ struct RetryAndAuthTests {
             do {
                 _ = try await client.quota()
                 Issue.record("expected refusal")
-            } catch {
+            } catch let thrown {
+                let error = try #require((thrown as Any) as? FalconError)
                 #expect(error.kind == .authentication)
                 #expect(error.status == 403)
                 #expect(error.apiErrors.first?.message == "access denied, authorization failed")
@@ -210,7 +214,8 @@ struct RetryAndAuthTests {
         do {
             _ = try await client.quota()
             Issue.record("expected failure")
-        } catch {
+        } catch let thrown {
+            let error = try #require((thrown as Any) as? FalconError)
             #expect(error.kind == .transport)
             #expect(error.operation == "oauth2AccessToken")
             #expect("\(error)".contains("127.0.0.1:9"))
