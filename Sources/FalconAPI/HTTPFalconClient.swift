@@ -200,7 +200,9 @@ extension HTTPFalconClient {
                     .map { max($0, now + 1) } ?? now + policy.defaultRateLimitWait
                 await rateLimit.coolDown(until: until)
                 let failure = error(for: reply, operation: request.operation, kind: .rateLimited, retryAfter: until)
-                guard attempt < policy.maxAttempts else { throw failure }
+                // Past the deadline or the attempts: fail now, with the API's trace id, so the
+                // caller can defer the work instead of waiting.
+                guard attempt < policy.maxAttempts, until - started <= policy.deadline else { throw failure }
                 continue  // the gate waits at the top of the loop, bounded by the deadline
             case 500..<600, _ where !reply.isJSON && reply.status >= 400:
                 var failure = error(for: reply, operation: request.operation, kind: .http)

@@ -445,11 +445,16 @@ public actor WorkerStore {
 
     // MARK: run summary
 
-    /// Outcomes decided in the current run.
+    /// Outcomes decided in this run and in earlier runs that ended without reporting (killed):
+    /// a threat found by a run that died is reported by the next one.
     public func outcomesThisRun() throws -> [Outcome: Int] {
-        guard let runID else { return [:] }
+        guard runID != nil else { return [:] }
         var counts: [Outcome: Int] = [:]
-        for row in try db.query("SELECT outcome, COUNT(*) AS n FROM files WHERE decided_run = ? AND state != 'superseded' GROUP BY outcome", [runID]) {
+        for row in try db.query("""
+            SELECT outcome, COUNT(*) AS n FROM files
+            WHERE decided_run IN (SELECT id FROM runs WHERE finished_at IS NULL) AND state != 'superseded'
+            GROUP BY outcome
+            """) {
             if let o = row.string("outcome").flatMap(Outcome.init) { counts[o] = Int(row.int("n") ?? 0) }
         }
         return counts

@@ -85,7 +85,7 @@ struct RetryAndAuthTests {
                 #expect(error.isRetryable)
                 #expect(error.traceID != nil)
             }
-            #expect(emulator.stats.getScansCalls == 3)
+            #expect(emulator.recorded.filter { $0.path == "/scanner/entities/scans/v1" }.count == 3)
         }
     }
 
@@ -118,7 +118,7 @@ struct RetryAndAuthTests {
             // A 429 proves the call did not take effect, so repeating it is safe.
             let ids = try await client.querySubmissions()
             #expect(ids.resources.count == 1)
-            #expect(emulator.stats.scanSamplesCalls == 2)
+            #expect(emulator.recorded.filter { $0.path == "/scanner/entities/scans/v1" && $0.method == "POST" }.count == 2)
         }
     }
 
