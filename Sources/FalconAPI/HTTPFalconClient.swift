@@ -13,7 +13,6 @@ public final class HTTPFalconClient: Sendable {
     public let configuration: FalconClientConfiguration
     public let rateLimit: RateLimitGate
     let http: HTTPClient
-    let ownsHTTPClient: Bool
     let clock: any FalconClock
     let logger: Logger
     let tokens: TokenStore
@@ -31,17 +30,8 @@ public final class HTTPFalconClient: Sendable {
         self.logger = logger
         if let httpClient {
             self.http = httpClient
-            self.ownsHTTPClient = false
         } else {
-            var config = HTTPClient.Configuration()
-            config.redirectConfiguration = .disallow
-            config.timeout = .init(connect: .seconds(15))
-            config.httpVersion = .http1Only
-            // Our retry policy decides about retries; the pool would otherwise keep retrying a
-            // refused connection until the request deadline.
-            config.connectionPool.retryConnectionEstablishment = false
-            self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-            self.ownsHTTPClient = true
+            self.http = Self.sharedHTTPClient
         }
         self.rateLimit = RateLimitGate(clock: clock, cooldownUntil: rateLimitCooldownUntil)
         self.tokens = TokenStore(baseURL: configuration.initialBaseURL)
@@ -52,7 +42,21 @@ public final class HTTPFalconClient: Sendable {
         get async { await tokens.baseURL }
     }
 
-    /// Revokes the token (best effort) and releases the HTTP client.
+    /// One HTTP client for the process, like `HTTPClient.shared` but with our settings: it is
+    /// never shut down, so a client that is dropped without `shutdown()` cannot crash the
+    /// process (AsyncHTTPClient traps when an unshut client is deinitialised).
+    static let sharedHTTPClient: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.redirectConfiguration = .disallow
+        config.timeout = .init(connect: .seconds(15))
+        config.httpVersion = .http1Only
+        // Our retry policy decides about retries; the pool would otherwise keep retrying a
+        // refused connection until the request deadline.
+        config.connectionPool.retryConnectionEstablishment = false
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
+
+    /// Revokes the token (best effort).
     public func shutdown() async {
         if let token = await tokens.take() {
             do {
@@ -60,9 +64,6 @@ public final class HTTPFalconClient: Sendable {
             } catch {
                 logger.debug("token revoke failed", metadata: ["error": "\(error)"])
             }
-        }
-        if ownsHTTPClient {
-            try? await http.shutdown()
         }
     }
 }

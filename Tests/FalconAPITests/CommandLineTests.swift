@@ -99,25 +99,41 @@ struct CommandLineTests {
     }
 
     @Test func emulatorPrintsItsAddressFirst() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: quickscanExecutable())
-        process.arguments = ["emulator", "--port", "0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { process.terminate(); process.waitUntilExit() }
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
+        let box = ProcessBox()
+        let first = try await onDedicatedThread { () throws -> String in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: quickscanExecutable())
+            process.arguments = ["emulator", "--port", "0"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            box.process = process
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line.append(chunk)
+            }
+            return String(decoding: line, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
         }
-        let first = String(decoding: line, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
         #expect(first.wholeMatch(of: /listening on http:\/\/127\.0\.0\.1:[0-9]+/) != nil, "\(first)")
         let url = String(first.dropFirst("listening on ".count))
         let result = try await runProcess(quickscanExecutable(), ["quota", "--json"], environment: ["FALCON_CLIENT_ID": "a", "FALCON_CLIENT_SECRET": "b", "FALCON_BASE_URL": url])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try json(result.stdout)["meta"] != nil)
+        // SIGTERM stops it gracefully with exit 0.
+        let status = try await onDedicatedThread { () -> Int32 in
+            guard let process = box.process else { return -1 }
+            process.terminate()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(status == 0)
     }
+}
+
+/// Hands a child process between threads (tests only).
+final class ProcessBox: @unchecked Sendable {
+    var process: Process?
 }

@@ -92,14 +92,14 @@ struct CrashTests {
             var finalStatus: Int32?
             let baseURL = emulator.baseURL
             for delay in delays {
-                if let status = try Self.runWorker(config: config, baseURL: baseURL, killAfter: delay) {
+                if let status = try await onDedicatedThread({ try Self.runWorker(config: config, baseURL: baseURL, killAfter: delay) }) {
                     finalStatus = status
                     break
                 }
                 kills += 1
             }
             if finalStatus == nil {
-                finalStatus = try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil)
+                finalStatus = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil) }
             }
             print("crash test: \(kills) kills, final exit \(finalStatus.map(String.init) ?? "-"), seed \(Self.seed)")
             #expect(kills >= 3, "the schedule should interrupt several runs (seed \(Self.seed))")
