@@ -118,7 +118,7 @@ public actor WorkerStore {
                        strftime('%Y-%m-%dT%H:%M:%SZ', f.scanned_at, 'unixepoch') AS scanned_at,
                        f.disposed_to, f.cached,
                        strftime('%Y-%m-%dT%H:%M:%SZ', f.discovered_at, 'unixepoch') AS discovered_at,
-                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS decided_at
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS updated_at
                 FROM files f WHERE f.state IN ('decided','disposing','disposed');
             """),
     ])
