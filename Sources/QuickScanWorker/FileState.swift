@@ -17,6 +17,9 @@ public enum FileState: String, Sendable, CaseIterable {
             return true
         case (.discovered, .decided), (.hashed, .decided), (.uploaded, .decided):
             return true
+        case (.uploaded, .hashed):
+            // The API refused to scan a sample it should hold: upload it again.
+            return true
         case (.disposing, .decided):
             // A disposal whose destination could not be used is retried from decided.
             return true

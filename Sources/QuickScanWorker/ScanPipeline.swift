@@ -92,7 +92,12 @@ public final class ScanPipeline: @unchecked Sendable {
         while !Task.isCancelled {
             try await step(takeNew: true, firstPoll: false, once: false)
             deferredReason = nil  // watch mode retries quota and rate limits on the next poll
-            try? await Task.sleep(for: .milliseconds(Int(min(config.pollIntervalSeconds, config.scanPollIntervalSeconds) * 1000)))
+            // Sleep the poll interval, shorter while files settle or volumes are in flight.
+            var pause = config.pollIntervalSeconds
+            if !settling.isEmpty { pause = min(pause, max(0.05, config.settleSeconds)) }
+            if try await hasWorkInFlight() { pause = min(pause, config.scanPollIntervalSeconds) }
+            if try await store.oldestAwaitingSince() != nil { pause = min(pause, max(0.05, config.volumeMaxWaitSeconds)) }
+            try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
         }
     }
 
@@ -354,7 +359,14 @@ public final class ScanPipeline: @unchecked Sendable {
             }
             if error.kind == .rateLimited { try await noteCooldown(error) } else { logger.error("ScanSamples failed", metadata: ["error": "\(error)"]) }
             if error.kind == .configuration || error.kind == .authentication { throw error }
-            if error.status == 403 || error.status == 400 || error.status == 429 {
+            if error.status == 400 {
+                // Most likely a sample the API no longer holds (deleted, expired): upload the
+                // volume's samples again; attempts are bounded by scan.max_attempts.
+                try await store.failVolume(volume, from: .submitting, reason: "ScanSamples refused: \(error.message)", maxAttempts: config.scanMaxAttempts)
+                try await store.forgetUploads(samples)
+                return
+            }
+            if error.status == 403 || error.status == 429 {
                 deferredReason = deferredReason ?? "ScanSamples refused: \(error)"
             }
             try await store.failVolume(volume, from: .submitting, reason: "ScanSamples not accepted: \(error.message)", maxAttempts: config.scanMaxAttempts + 1)
@@ -423,6 +435,17 @@ public final class ScanPipeline: @unchecked Sendable {
                 logger.warning("GetScans failed; polling again later", metadata: ["error": "\(error)"])
                 return
             }
+            if response.status == 404 {
+                // The API knows none (or not all) of these ids: ask one by one, and fail a
+                // volume whose id alone is unknown (its samples are queued again).
+                if chunk.count == 1, let volume = chunk.first {
+                    try await store.failVolume(volume.id, from: .submitted, reason: "scan \(volume.scanID ?? "-") is unknown to the API",
+                                               maxAttempts: config.scanMaxAttempts)
+                } else {
+                    for volume in chunk { try await pollSingle(volume) }
+                }
+                continue
+            }
             for volume in chunk {
                 guard let scanID = volume.scanID else { continue }
                 if let scan = response.resources.first(where: { $0.id == scanID }), scan.isDone {
@@ -436,6 +459,24 @@ public final class ScanPipeline: @unchecked Sendable {
                                                maxAttempts: config.scanMaxAttempts)
                 }
             }
+        }
+    }
+
+    private func pollSingle(_ volume: VolumeRecord) async throws {
+        guard let scanID = volume.scanID else { return }
+        let response: FalconResponse<ScanResult>
+        do {
+            response = try await client.getScans(ids: [scanID])
+        } catch {
+            return
+        }
+        if response.status == 404 {
+            try await store.failVolume(volume.id, from: .submitted, reason: "scan \(scanID) is unknown to the API", maxAttempts: config.scanMaxAttempts)
+        } else if let scan = response.resources.first(where: { $0.id == scanID }), scan.isDone {
+            var results: [String: (verdict: String?, error: String?)] = [:]
+            for s in scan.samples { results[s.sha256] = (s.verdict, s.error) }
+            try await store.completeVolume(volume.id, scanID: scanID, results: results,
+                                           maxAttempts: config.scanMaxAttempts, deleteSamples: config.deleteSamplesAfterScan)
         }
     }
 

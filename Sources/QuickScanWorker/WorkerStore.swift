@@ -308,6 +308,20 @@ public actor WorkerStore {
         }
     }
 
+    /// The API does not hold these samples after all: files waiting on them go back to `hashed`
+    /// and are uploaded again.
+    public func forgetUploads(_ sha256s: [String]) throws {
+        try db.transaction {
+            for sha in sha256s {
+                try db.run("UPDATE samples SET uploaded_at = NULL WHERE sha256 = ?", [sha])
+                try event("sample", sha, from: "uploaded", to: "not_uploaded", detail: "the API refused to scan it")
+                for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'uploaded'", [sha]) {
+                    try moveFile(row.int("id")!, from: [.uploaded], to: .hashed, detail: "upload again")
+                }
+            }
+        }
+    }
+
     /// Uploaded samples waiting for a volume: no verdict yet, in no active volume, wanted by a file.
     public func samplesAwaitingVolume(limit: Int) throws -> [String] {
         try db.query("""
