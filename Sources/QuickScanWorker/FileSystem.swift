@@ -122,6 +122,7 @@ public enum FileMover {
     public static func move(_ source: String, to destination: String, fileMode: mode_t?) throws {
         if link(source, destination) == 0 {
             // link + unlink never replaces an existing destination (rename would).
+            CrashPoint.reach("linked")
             unlink(source)
         } else if errno == EXDEV || errno == EPERM || errno == ENOTSUP || errno == EMLINK {
             try copyAcrossDevices(source, to: destination)

@@ -58,6 +58,9 @@ public final class ScanPipeline: @unchecked Sendable {
 
     /// Loads the watcher index and reconciles volumes left in `submitting` by a crash.
     public func prepare() async throws {
+        // Interrupted disposals first: a crash between link and unlink leaves the source with a
+        // new ctime, which the watcher would otherwise take for a new version.
+        for file in try await store.files(in: [.disposing]) { try await resumeDisposal(file) }
         known = try await store.knownFiles()
         if let until = try await store.value("rate_limit_cooldown_until").flatMap(Double.init), until > Self.now() {
             await client.rateLimit.coolDown(until: until)
@@ -207,6 +210,7 @@ public final class ScanPipeline: @unchecked Sendable {
                     continue
                 }
                 try await store.markHashed(file.id, sha256: digest.sha256, size: digest.size)
+                CrashPoint.reach("hashed")
             case .failure(let error):
                 if error.errno == ENOENT {
                     try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before it was hashed")
@@ -256,6 +260,7 @@ public final class ScanPipeline: @unchecked Sendable {
             switch result {
             case .success:
                 try await store.markUploaded(sha)
+                CrashPoint.reach("uploaded")
             case .failure(let error):
                 try await handleUploadFailure(error, sha: sha, file: file)
             }
@@ -346,8 +351,10 @@ public final class ScanPipeline: @unchecked Sendable {
 
     private func submit(_ samples: [String]) async throws {
         let volume = try await store.createVolumeIntent(samples: samples)
+        CrashPoint.reach("volume-intent")
         do {
             let (scanID, response) = try await client.scanSamples(samples)
+            CrashPoint.reach("volume-sent")
             try await store.markVolumeSubmitted(volume, scanID: scanID)
             if let q = response.meta.quota { try await store.setValue("quota", "\(q.total) \(q.used) \(q.inProgress) \(Self.now())") }
             logger.info("volume submitted", metadata: ["volume.id": "\(volume)", "scan.id": "\(scanID)", "volume.samples": "\(samples.count)"])
@@ -516,6 +523,7 @@ public final class ScanPipeline: @unchecked Sendable {
                     let destination = FileMover.uniqueDestination(folder: folder, relative: relative)
                     try FileMover.makeFolders((destination as NSString).deletingLastPathComponent, mode: restricted ? 0o700 : 0o755)
                     try await store.beginDisposal(file.id, destination: destination)
+                    CrashPoint.reach("disposal-begun")
                     try await moveChecked(file, to: destination, restricted: restricted)
                 } catch let error as ConfigurationError {
                     logger.error("cannot file \(file.path): \(error)")

@@ -57,11 +57,13 @@ struct CrashTests {
 
     /// Runs the worker; with `killAfter` (ms) sends SIGKILL then if it is still running.
     /// Returns nil when killed, else the exit status. Blocking: no Process crosses an await.
-    static func runWorker(config: String, baseURL: String, killAfter: Int?) throws -> Int32? {
+    static func runWorker(config: String, baseURL: String, killAfter: Int?, crashAt: String? = nil) throws -> Int32? {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: quickscanExecutable())
         process.arguments = ["run", "--once", "--config", config, "--base-url", baseURL]
-        process.environment = ["FALCON_CLIENT_ID": "crash-test", "FALCON_CLIENT_SECRET": "crash-test-secret", "PATH": "/usr/bin:/bin"]
+        var environment = ["FALCON_CLIENT_ID": "crash-test", "FALCON_CLIENT_SECRET": "crash-test-secret", "PATH": "/usr/bin:/bin"]
+        if let crashAt { environment["QUICKSCAN_CRASH_AT"] = crashAt }
+        process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
@@ -75,7 +77,32 @@ struct CrashTests {
             }
         }
         process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal { return nil }
         return process.terminationStatus
+    }
+
+    /// Each named point of the pipeline, crashed at deterministically (the 1st, 3rd and 7th time
+    /// it is reached), then a clean run: the same invariants hold.
+    @Test(arguments: ["hashed", "uploaded", "volume-intent", "volume-sent", "disposal-begun", "linked"])
+    func crashAtANamedPoint(point: String) async throws {
+        let ws = try Workspace()
+        let expected = try Self.makeInbox(ws)
+        let config = try writeConfig(ws)
+        try await withEmulator({ $0.scanPollsUntilDone = 1 }) { emulator in
+            let baseURL = emulator.baseURL
+            var crashes = 0
+            for n in [1, 3, 7] {
+                let status = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil, crashAt: "\(point):\(n)") }
+                if status == nil { crashes += 1 }
+            }
+            #expect(crashes >= 1, "the point \(point) was reached")
+            let final = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil) }
+            #expect(final == 0 || final == 1, "\(point): exit \(final.map(String.init) ?? "killed")")
+            try verifyInvariants(ws, expected: expected)
+            #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)
+            let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
+            #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API created was adopted, none submitted twice (\(point))")
+        }
     }
 
     @Test func killedAtRandomMomentsNothingIsLostOrFiledTwice() async throws {
