@@ -137,7 +137,7 @@ extension HTTPFalconClient {
         let policy = configuration.retry
         let started = clock.now().timeIntervalSince1970
         var attempt = 0
-        var reauthenticated = false
+        var reauthentications = 0
 
         func wait(_ seconds: Double, reason: FalconError) async throws(FalconError) {
             let elapsed = clock.now().timeIntervalSince1970 - started
@@ -189,9 +189,10 @@ extension HTTPFalconClient {
             switch reply.status {
             case 200..<300:
                 return reply
-            case 401 where request.auth == .bearer && !reauthenticated:
-                // An expired or revoked token: re-authenticate once and repeat (reference §1.4).
-                reauthenticated = true
+            case 401 where request.auth == .bearer && reauthentications < 3:
+                // An expired or revoked token: re-authenticate and repeat (reference §1.4). More
+                // than once only because concurrent calls may see a fresh token revoked too.
+                reauthentications += 1
                 attempt -= 1
                 if let token { await tokens.invalidate(token) }
                 continue

@@ -40,6 +40,10 @@ public final class ScanPipeline: @unchecked Sendable {
     private var onlyPaths: Set<String>?
     private var lastScanPoll = 0.0
     private var uploadFailures: [String: Int] = [:]
+    /// API calls that failed in a row (after the client's own retries); reset by any success.
+    private var apiFailureStreak = 0
+    /// In `--once` mode, this many failures in a row end the run as deferred (exit 4).
+    static let apiFailureLimit = 5
     /// Why submitting stopped (quota used up, rate limited beyond the deadline).
     public private(set) var deferredReason: String?
 
@@ -84,6 +88,10 @@ public final class ScanPipeline: @unchecked Sendable {
                 break
             }
             if deferredReason != nil, try await !hasWorkInFlight() { break }
+            if apiFailureStreak >= Self.apiFailureLimit {
+                deferredReason = "the Falcon API failed \(apiFailureStreak) times in a row"
+                break
+            }
             try await Task.sleep(for: .milliseconds(Int(min(config.scanPollIntervalSeconds, max(0.05, config.settleSeconds / 2), 1) * 1000)))
         }
         return try await summary()
@@ -259,6 +267,7 @@ public final class ScanPipeline: @unchecked Sendable {
         for (sha, file, result) in outcomes {
             switch result {
             case .success:
+                apiFailureStreak = 0
                 try await store.markUploaded(sha)
                 CrashPoint.reach("uploaded")
             case .failure(let error):
@@ -287,6 +296,7 @@ public final class ScanPipeline: @unchecked Sendable {
             return
         }
         if error.kind == .configuration || error.kind == .authentication { throw error }
+        apiFailureStreak += 1
         let failures = (uploadFailures[sha] ?? 0) + 1
         uploadFailures[sha] = failures
         if failures >= config.scanMaxAttempts {
@@ -340,7 +350,12 @@ public final class ScanPipeline: @unchecked Sendable {
             result = .failure(error)
         }
         if case .failure(let error) = result {
-            guard error.kind == .rateLimited else { throw error }
+            guard error.kind == .rateLimited else {
+                if error.kind == .configuration || error.kind == .authentication { throw error }
+                apiFailureStreak += 1
+                logger.warning("quota check failed; submitting later", metadata: ["error": "\(error)"])
+                return QuickScanQuota(total: 0, used: 0, inProgress: 0)
+            }
             try await noteCooldown(error)
             return QuickScanQuota(total: 0, used: 0, inProgress: 0)
         }
@@ -384,44 +399,54 @@ public final class ScanPipeline: @unchecked Sendable {
     /// or resubmit when none exists; wait while candidate scans cannot be read yet.
     func reconcileSubmittingVolumes() async throws {
         for volume in try await store.volumes(in: .submitting) {
-            let members = Set(try await store.members(ofVolume: volume.id))
-            let since = Date(timeIntervalSince1970: volume.intentAt - 300)
-            let filter = "created_timestamp:>='\(ISO8601DateFormatter().string(from: since))'"
-            let known = try await store.knownScanIDs()
-            var candidates: [String] = []
-            var offset: String?
-            repeat {
-                let page = try await client.querySubmissions(filter: filter, offset: offset, limit: 5000)
-                candidates += page.resources.filter { !known.contains($0) }
-                let total = page.meta.pagination?.total ?? 0
-                let next = (Int(offset ?? "0") ?? 0) + page.resources.count
-                offset = next < total && !page.resources.isEmpty ? String(next) : nil
-            } while offset != nil
-            var unreadable = false
-            var adopted: String?
-            for chunk in stride(from: 0, to: candidates.count, by: 100).map({ Array(candidates[$0..<min($0 + 100, candidates.count)]) }) {
-                let scans = try await client.getScans(ids: chunk)
-                for id in chunk {
-                    guard let scan = scans.resources.first(where: { $0.id == id }), !scan.samples.isEmpty else {
-                        unreadable = true
-                        continue
-                    }
-                    if Set(scan.samples.map(\.sha256)) == members { adopted = id }
-                }
-                if adopted != nil { break }
+            do {
+                try await reconcile(volume)
+            } catch let error as FalconError where error.kind != .configuration && error.kind != .authentication {
+                apiFailureStreak += 1
+                if error.kind == .rateLimited { try await noteCooldown(error) }
+                logger.warning("volume reconciliation failed; retried on the next pass", metadata: ["volume.id": "\(volume.id)", "error": "\(error)"])
             }
-            if let adopted {
-                try await store.markVolumeSubmitted(volume.id, scanID: adopted, detail: "adopted \(adopted) after an interrupted submission")
-                logger.info("volume adopted after interruption", metadata: ["volume.id": "\(volume.id)", "scan.id": "\(adopted)"])
-            } else if unreadable && Self.now() - volume.intentAt < config.scanTimeoutSeconds {
-                logger.info("volume reconciliation waits for scans in progress", metadata: ["volume.id": "\(volume.id)"])
-            } else {
-                do {
-                    let (scanID, _) = try await client.scanSamples(members.sorted())
-                    try await store.markVolumeSubmitted(volume.id, scanID: scanID, detail: "resubmitted: no scan matched the recorded intent")
-                } catch let error as FalconError where error.mayHaveTakenEffect {
-                    logger.warning("resubmission answer lost; reconciling again", metadata: ["volume.id": "\(volume.id)"])
+        }
+    }
+
+    private func reconcile(_ volume: VolumeRecord) async throws {
+        let members = Set(try await store.members(ofVolume: volume.id))
+        let since = Date(timeIntervalSince1970: volume.intentAt - 300)
+        let filter = "created_timestamp:>='\(ISO8601DateFormatter().string(from: since))'"
+        let known = try await store.knownScanIDs()
+        var candidates: [String] = []
+        var offset: String?
+        repeat {
+            let page = try await client.querySubmissions(filter: filter, offset: offset, limit: 5000)
+            candidates += page.resources.filter { !known.contains($0) }
+            let total = page.meta.pagination?.total ?? 0
+            let next = (Int(offset ?? "0") ?? 0) + page.resources.count
+            offset = next < total && !page.resources.isEmpty ? String(next) : nil
+        } while offset != nil
+        var unreadable = false
+        var adopted: String?
+        for chunk in stride(from: 0, to: candidates.count, by: 100).map({ Array(candidates[$0..<min($0 + 100, candidates.count)]) }) {
+            let scans = try await client.getScans(ids: chunk)
+            for id in chunk {
+                guard let scan = scans.resources.first(where: { $0.id == id }), !scan.samples.isEmpty else {
+                    unreadable = true
+                    continue
                 }
+                if Set(scan.samples.map(\.sha256)) == members { adopted = id }
+            }
+            if adopted != nil { break }
+        }
+        if let adopted {
+            try await store.markVolumeSubmitted(volume.id, scanID: adopted, detail: "adopted \(adopted) after an interrupted submission")
+            logger.info("volume adopted after interruption", metadata: ["volume.id": "\(volume.id)", "scan.id": "\(adopted)"])
+        } else if unreadable && Self.now() - volume.intentAt < config.scanTimeoutSeconds {
+            logger.info("volume reconciliation waits for scans in progress", metadata: ["volume.id": "\(volume.id)"])
+        } else {
+            do {
+                let (scanID, _) = try await client.scanSamples(members.sorted())
+                try await store.markVolumeSubmitted(volume.id, scanID: scanID, detail: "resubmitted: no scan matched the recorded intent")
+            } catch let error as FalconError where error.mayHaveTakenEffect {
+                logger.warning("resubmission answer lost; reconciling again", metadata: ["volume.id": "\(volume.id)"])
             }
         }
     }
@@ -439,9 +464,12 @@ public final class ScanPipeline: @unchecked Sendable {
                 response = try await client.getScans(ids: chunk.compactMap(\.scanID))
             } catch {
                 if error.kind == .rateLimited { try await noteCooldown(error) }
+                if error.kind == .configuration || error.kind == .authentication { throw error }
+                apiFailureStreak += 1
                 logger.warning("GetScans failed; polling again later", metadata: ["error": "\(error)"])
                 return
             }
+            apiFailureStreak = 0
             if response.status == 404 {
                 // The API knows none (or not all) of these ids: ask one by one, and fail a
                 // volume whose id alone is unknown (its samples are queued again).

@@ -52,6 +52,7 @@ struct Workspace {
         let pipeline = ScanPipeline(config: config, store: store, client: client, logger: logger)
         do {
             let summary = try await pipeline.runOnce(deadline: Date().timeIntervalSince1970 + 60)
+            try await store.finishRun(exitCode: summary.exitCode)
             await client.shutdown()
             return summary
         } catch {
