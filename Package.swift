@@ -74,7 +74,14 @@ let package = Package(
         ),
         .testTarget(name: "HashingTests", dependencies: ["Hashing"]),
         .testTarget(name: "SQLiteKitTests", dependencies: ["SQLiteKit", "TestSupport"]),
-        .testTarget(name: "QuickScanWorkerTests", dependencies: ["QuickScanWorker", "SQLiteKit", "TestSupport", "FalconAPI", "FalconEmulator"]),
+        .testTarget(
+            name: "QuickScanWorkerTests",
+            dependencies: [
+                "QuickScanWorker", "SQLiteKit", "TestSupport", "FalconAPI", "FalconEmulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "FalconAPITests", dependencies: ["FalconAPI", "FalconEmulator", "TestSupport"]),
         .testTarget(
             name: "FalconEmulatorTests",

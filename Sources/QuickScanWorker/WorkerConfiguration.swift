@@ -44,6 +44,9 @@ public struct WorkerConfiguration: Sendable {
     public var cloud: String?
     public var baseURL: String?
     public var memberCID: String?
+    /// Credentials from the file (the environment's `FALCON_CLIENT_ID`/`SECRET` win).
+    public var clientID: String?
+    public var clientSecret: String?
     public var timeoutSeconds: Double = 120
     public var userAgent: String = "quickscan/0.1"
     public var inboxes: [InboxConfiguration] = []
@@ -88,6 +91,11 @@ public struct WorkerConfiguration: Sendable {
             c.memberCID = try f.string("member_cid")
             c.timeoutSeconds = try f.number("timeout_seconds", min: 1) ?? c.timeoutSeconds
             c.userAgent = try f.string("user_agent") ?? c.userAgent
+            c.clientID = try f.string("client_id")
+            c.clientSecret = try f.string("client_secret")
+            if (c.clientID == nil) != (c.clientSecret == nil) {
+                throw ConfigurationError("falcon.client_id and falcon.client_secret go together: give both or neither")
+            }
         }
         if let list = try r.array("inboxes") {
             c.inboxes = try list.enumerated().map { i, item in
@@ -159,14 +167,36 @@ public struct WorkerConfiguration: Sendable {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         return try parse(data, relativeTo: (absolute as NSString).deletingLastPathComponent)
     }
+}
 
-    /// Credentials from the config file's `falcon` section, if it holds them.
-    public static func credentials(fromConfigAt path: String) -> (id: String, secret: String)? {
-        guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let falcon = object["falcon"] as? [String: Any],
-              let id = falcon["client_id"] as? String, let secret = falcon["client_secret"] as? String else { return nil }
-        return (id, secret)
+extension WorkerConfiguration {
+    /// The effective configuration as JSON (every key, defaults filled in), the secret masked.
+    public func effectiveJSON() -> String {
+        func rule(_ outcome: Outcome) -> [String: Any] {
+            let r = disposition[outcome] ?? DispositionRule(action: .leave)
+            var o: [String: Any] = ["action": r.action.rawValue]
+            if let to = r.to { o["to"] = to }
+            return o
+        }
+        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent]
+        if let baseURL { falcon["base_url"] = baseURL }
+        if let memberCID { falcon["member_cid"] = memberCID }
+        if let clientID { falcon["client_id"] = clientID }
+        if clientSecret != nil { falcon["client_secret"] = "****" }
+        let object: [String: Any] = [
+            "falcon": falcon,
+            "inboxes": inboxes.map { ["path": $0.path, "recursive": $0.recursive, "include": $0.include, "exclude": $0.exclude] },
+            "settle_seconds": settleSeconds, "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
+            "volume": ["max_samples": volumeMaxSamples, "max_wait_seconds": volumeMaxWaitSeconds],
+            "scan": ["poll_interval_seconds": scanPollIntervalSeconds, "timeout_seconds": scanTimeoutSeconds, "max_attempts": scanMaxAttempts],
+            "verdict_cache_ttl_hours": verdictCacheTTLHours,
+            "disposition": ["clean": rule(.clean), "threat": rule(.threat), "not_scanned": rule(.notScanned)],
+            "delete_samples_after_scan": deleteSamplesAfterScan, "database": database,
+            "upload_concurrency": uploadConcurrency, "hash_threads": hashThreads,
+            "log": ["level": logLevel, "format": logFormat],
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

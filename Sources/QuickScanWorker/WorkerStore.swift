@@ -16,6 +16,20 @@ public struct FileIdentity: Sendable, Equatable, Hashable {
     }
 }
 
+/// How far the files of a run got (the live progress line).
+public struct RunProgress: Sendable, Equatable, CustomStringConvertible {
+    public var seen = 0, hashed = 0, uploaded = 0, inVolumes = 0, scanned = 0, disposed = 0, notScanned = 0
+
+    public init(seen: Int = 0, hashed: Int = 0, uploaded: Int = 0, inVolumes: Int = 0, scanned: Int = 0, disposed: Int = 0, notScanned: Int = 0) {
+        (self.seen, self.hashed, self.uploaded, self.inVolumes) = (seen, hashed, uploaded, inVolumes)
+        (self.scanned, self.disposed, self.notScanned) = (scanned, disposed, notScanned)
+    }
+
+    public var description: String {
+        "seen \(seen), hashed \(hashed), uploaded \(uploaded), in volumes \(inVolumes), scanned \(scanned), disposed \(disposed), not scanned \(notScanned)"
+    }
+}
+
 /// One row of `files`.
 public struct FileRecord: Sendable {
     public var id: Int64
@@ -477,6 +491,25 @@ public actor WorkerStore {
     /// Files not yet at a final state.
     public func pendingCount() throws -> Int {
         Int(try db.queryOne("SELECT COUNT(*) AS n FROM files WHERE state NOT IN ('disposed','superseded')")?.int("n") ?? 0)
+    }
+
+    /// Progress of the current run: files it took or finished, by how far they got.
+    public func progress() throws -> RunProgress {
+        guard let runID else { return RunProgress() }
+        let row = try db.queryOne("""
+            SELECT COUNT(*) AS seen,
+                   SUM(f.sha256 IS NOT NULL) AS hashed,
+                   SUM(f.state IN ('uploaded','decided','disposing','disposed') AND f.sha256 IS NOT NULL AND f.cached = 0 AND f.reason IS NULL) AS uploaded,
+                   SUM(s.volume_id IS NOT NULL AND f.state = 'uploaded') AS in_volumes,
+                   SUM(f.verdict IS NOT NULL) AS scanned,
+                   SUM(f.state = 'disposed') AS disposed,
+                   SUM(f.outcome = 'not_scanned') AS not_scanned
+            FROM files f LEFT JOIN samples s ON s.sha256 = f.sha256
+            WHERE f.state != 'superseded' AND (f.discovered_run = ? OR f.decided_run = ?)
+            """, [runID, runID])
+        func n(_ key: String) -> Int { Int(row?.int(key) ?? 0) }
+        return RunProgress(seen: n("seen"), hashed: n("hashed"), uploaded: n("uploaded"), inVolumes: n("in_volumes"),
+                           scanned: n("scanned"), disposed: n("disposed"), notScanned: n("not_scanned"))
     }
 
     /// Counts per state (status, progress).

@@ -2,6 +2,7 @@ import ArgumentParser
 import FalconAPI
 import Foundation
 import Logging
+import QuickScanWorker
 
 /// Options shared by every command that talks to the Falcon API.
 struct FalconOptions: ParsableArguments {
@@ -20,6 +21,9 @@ struct FalconOptions: ParsableArguments {
     @Option(help: "Log level on stderr: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "warning"
 
+    @Option(help: "Log format on stderr: text or json (one object per line).")
+    var logFormat: String = "text"
+
     func validate() throws {
         if let cloud, FalconCloud(name: cloud) == nil {
             throw ValidationError("--cloud \(cloud) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto")
@@ -28,6 +32,7 @@ struct FalconOptions: ParsableArguments {
             throw ValidationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical")
         }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
     }
 
     /// The client configuration from flags and the environment.
@@ -68,12 +73,7 @@ struct FalconOptions: ParsableArguments {
     }
 
     func bootstrapLogging() {
-        let level = Logger.Level(rawValue: logLevel) ?? .warning
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogSetup.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .warning, format: logFormat)
     }
 }
 

@@ -55,6 +55,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level on stderr (overrides log.level).")
     var logLevel: String?
 
+    @Option(help: "Log format on stderr: text or json, one object per line (overrides log.format).")
+    var logFormat: String?
+
     func run() async throws {
         let settings: WorkerConfiguration
         do {
@@ -64,11 +67,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogSetup.bootstrap(level: level, format: settings.logFormat)
         let logger = Logger(label: "quickscan")
 
         let lock: RunLock
@@ -108,7 +107,11 @@ struct RunCommand: AsyncParsableCommand {
         do {
             _ = try await store.beginRun(mode: once ? "once" : "watch")
             if once {
+                // On a terminal, a live progress line on stderr; plain log lines otherwise.
+                let progress = isatty(2) == 1 && settings.logFormat == "text" ? Task { await showProgress(store) } : nil
                 let summary = try await pipeline.runOnce(deadline: deadline.map { Date().timeIntervalSince1970 + $0 })
+                progress?.cancel()
+                if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                 exitCode = summary.exitCode
                 FileHandle.standardError.write(Data("quickscan: \(summary)\n".utf8))
             } else {
@@ -128,6 +131,16 @@ struct RunCommand: AsyncParsableCommand {
         await emulatorInstance?.shutdown()
         withExtendedLifetime(lock) {}
         if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// Redraws one progress line on stderr until cancelled.
+    func showProgress(_ store: WorkerStore) async {
+        while !Task.isCancelled {
+            if let progress = try? await store.progress() {
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(progress)".utf8))
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
     }
 
     /// Runs the watcher until SIGINT/SIGTERM; a second signal exits at once.
@@ -159,7 +172,14 @@ struct RunCommand: AsyncParsableCommand {
         }
         if let database { settings.database = database }
         if let settleSeconds { settings.settleSeconds = settleSeconds }
-        if let logLevel { settings.logLevel = logLevel }
+        if let logLevel {
+            guard Logger.Level(rawValue: logLevel) != nil else { throw ConfigurationError("--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error, critical") }
+            settings.logLevel = logLevel
+        }
+        if let logFormat {
+            guard ["text", "json"].contains(logFormat) else { throw ConfigurationError("--log-format must be text or json") }
+            settings.logFormat = logFormat
+        }
         if let cloud { settings.cloud = cloud }
         if let baseURL { settings.baseURL = baseURL }
         guard !settings.inboxes.isEmpty else {
@@ -173,8 +193,8 @@ struct RunCommand: AsyncParsableCommand {
         var credentials: FalconCredentials
         if emulatorURL != nil {
             credentials = FalconCredentials(clientID: "emulator", clientSecret: "emulator")
-        } else if let fromFile = config.flatMap(WorkerConfiguration.credentials(fromConfigAt:)), env["FALCON_CLIENT_ID"] == nil {
-            credentials = FalconCredentials(clientID: fromFile.id, clientSecret: fromFile.secret)
+        } else if let id = settings.clientID, let secret = settings.clientSecret, env["FALCON_CLIENT_ID"] == nil {
+            credentials = FalconCredentials(clientID: id, clientSecret: secret)
         } else {
             credentials = try FalconCredentials.fromEnvironment(env)
         }
