@@ -16,6 +16,18 @@ public struct FileStat: Sendable, Equatable {
     public static func of(_ path: String) -> FileStat? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
+        return FileStat(st)
+    }
+
+    /// fstatat(2) of a raw entry name in an open folder, without following symlinks (works for
+    /// names that are not valid UTF-8).
+    static func of(directory: OpaquePointer, name: UnsafePointer<CChar>) -> FileStat? {
+        var st = stat()
+        guard fstatat(dirfd(directory), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        return FileStat(st)
+    }
+
+    init(_ st: stat) {
         let kind: Kind
         switch st.st_mode & S_IFMT {
         case S_IFREG: kind = .regular
@@ -25,8 +37,15 @@ public struct FileStat: Sendable, Equatable {
         }
         let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
         let ctime = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
-        return FileStat(kind: kind, identity: FileIdentity(inode: UInt64(st.st_ino), size: Int64(st.st_size), mtimeNs: mtime, ctimeNs: ctime),
-                        mode: UInt32(st.st_mode), device: UInt64(st.st_dev))
+        self.init(kind: kind, identity: FileIdentity(inode: UInt64(st.st_ino), size: Int64(st.st_size), mtimeNs: mtime, ctimeNs: ctime),
+                  mode: UInt32(st.st_mode), device: UInt64(st.st_dev))
+    }
+
+    public init(kind: Kind, identity: FileIdentity, mode: UInt32, device: UInt64) {
+        self.kind = kind
+        self.identity = identity
+        self.mode = mode
+        self.device = device
     }
 }
 
@@ -35,6 +54,9 @@ public struct InboxEntry: Sendable {
     public var path: String
     public var inbox: String
     public var stat: FileStat
+    /// False when the name is not valid UTF-8: `path` then shows it with U+FFFD and cannot be
+    /// opened; the file is reported as not scanned and left in place.
+    public var hasValidName: Bool = true
 }
 
 /// Walks inboxes with readdir + lstat: symlinks are never followed, hidden and partial files
@@ -56,18 +78,24 @@ public struct DirectoryWalker: Sendable {
             }
             defer { closedir(handle) }
             while let ent = readdir(handle) {
-                let name = withUnsafePointer(to: ent.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                let (name, valid) = withUnsafePointer(to: ent.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { raw -> (String, Bool) in
+                        if let name = String(validatingCString: raw) { return (name, true) }
+                        return (String(cString: raw), false)
+                    }
                 }
                 if name == "." || name == ".." { continue }
                 let path = dir == "/" ? "/" + name : dir + "/" + name
-                guard let st = FileStat.of(path) else { continue }  // vanished between readdir and lstat
+                let found = withUnsafePointer(to: ent.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { FileStat.of(directory: handle, name: $0) }
+                }
+                guard let st = found else { continue }  // vanished between readdir and stat
                 if st.kind == .directory {
-                    if inbox.recursive, !skip.contains(path), !Self.isDefaultIgnored(name) { pending.append(path) }
+                    if inbox.recursive, valid, !skip.contains(path), !Self.isDefaultIgnored(name) { pending.append(path) }
                     continue
                 }
                 guard Self.accepts(name: name, relative: String(path.dropFirst(root.count + 1)), inbox: inbox) else { continue }
-                entries.append(InboxEntry(path: path, inbox: root, stat: st))
+                entries.append(InboxEntry(path: path, inbox: root, stat: st, hasValidName: valid))
             }
         }
         return (entries, errors)

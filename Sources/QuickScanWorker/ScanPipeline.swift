@@ -36,10 +36,16 @@ public final class ScanPipeline: @unchecked Sendable {
     private var known: [String: FileIdentity] = [:]
     /// Files seen but not yet stable: identity and when it was first seen unchanged.
     private var settling: [String: (identity: FileIdentity, since: Double, inbox: String)] = [:]
+    /// Paths whose recorded version changed since the last poll (see `forgetVersion`).
+    private var changed: Set<String> = []
     /// In `--once` mode: only paths present at the first poll are taken.
     private var onlyPaths: Set<String>?
     private var lastScanPoll = 0.0
     private var uploadFailures: [String: Int] = [:]
+    /// Files whose disposal failed in this run, with the reason (they stay `decided`).
+    private var disposalFailures: [Int64: String] = [:]
+    /// Test hooks: called with the file's path at fixed points, to change the file under us.
+    public var hooks = PipelineHooks()
     /// API calls that failed in a row (after the client's own retries); reset by any success.
     private var apiFailureStreak = 0
     /// In `--once` mode, this many failures in a row end the run as deferred (exit 4).
@@ -81,8 +87,12 @@ public final class ScanPipeline: @unchecked Sendable {
             try await step(takeNew: true, firstPoll: first, once: true)
             first = false
             let pending = try await store.pendingCount()
-            let unsettled = settling.keys.filter { onlyPaths?.contains($0) ?? true }.count
+            let unsettled = settling.keys.filter { onlyPaths?.contains($0) ?? true }.count + changed.count
             if pending == 0 && unsettled == 0 { break }
+            if unsettled == 0, !disposalFailures.isEmpty, pending == disposalFailures.count {
+                deferredReason = "cannot file \(disposalFailures.count) file(s): \(disposalFailures.values.first ?? "")"
+                break
+            }
             if let deadline, Self.now() > deadline {
                 deferredReason = deferredReason ?? "deadline reached"
                 break
@@ -149,10 +159,17 @@ public final class ScanPipeline: @unchecked Sendable {
         for inbox in config.inboxes {
             var isDir: ObjCBool = false
             if !FileManager.default.fileExists(atPath: inbox.path, isDirectory: &isDir) || !isDir.boolValue {
-                logger.error("inbox is missing or not a folder", metadata: ["inbox.path": "\(inbox.path)"])
+                let problem = FileManager.default.fileExists(atPath: inbox.path) ? "is not a folder" : "does not exist"
+                // A cron run with a wrong inbox is a configuration error; a watcher waits for it
+                // (a share may come back).
+                if once && firstPoll { throw ConfigurationError("inbox \(inbox.path) \(problem)") }
+                logger.error("inbox \(problem)", metadata: ["inbox.path": "\(inbox.path)"])
                 continue
             }
             let (entries, errors) = walker.walk(inbox, excludingDirectories: skip)
+            if once && firstPoll, let rootError = errors.first(where: { $0.hasPrefix("cannot read folder \(inbox.path):") }) {
+                throw ConfigurationError("inbox \(rootError.dropFirst("cannot read folder ".count))")
+            }
             for e in errors { logger.warning("\(e)") }
             for entry in entries {
                 seen.insert(entry.path)
@@ -168,7 +185,15 @@ public final class ScanPipeline: @unchecked Sendable {
         }
         // Forget files that vanished while settling.
         for path in settling.keys where !seen.contains(path) { settling[path] = nil }
+        changed.removeAll()
         if firstPoll && once { onlyPaths = seen }
+    }
+
+    /// The recorded version of `path` is gone (changed or filed): the watcher looks again, and
+    /// a `--once` run does not end before it has.
+    private func forgetVersion(_ path: String) {
+        known[path] = nil
+        changed.insert(path)
     }
 
     private func take(_ entry: InboxEntry) async throws {
@@ -176,6 +201,11 @@ public final class ScanPipeline: @unchecked Sendable {
         known[entry.path] = entry.stat.identity
         guard let id = try await store.insertDiscovered(path: entry.path, inbox: entry.inbox, identity: entry.stat.identity) else { return }
         logger.debug("file taken", metadata: ["file.path": "\(entry.path)"])
+        if !entry.hasValidName {
+            logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"])
+            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "file name is not valid UTF-8: rename the file to have it scanned")
+            return
+        }
         switch entry.stat.kind {
         case .symlink:
             try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
@@ -195,7 +225,10 @@ public final class ScanPipeline: @unchecked Sendable {
         let files = try await store.files(in: [.discovered], limit: 2000)
         guard !files.isEmpty else { return }
         let pool = hashPool
+        let hooks = self.hooks
         let results = await boundedMap(files, width: max(1, config.hashThreads * 2)) { file -> (FileRecord, Result<FileDigest, FileHashError>) in
+            hooks.beforeHash?(file.path)
+            defer { hooks.afterHash?(file.path) }
             do {
                 return (file, .success(try await pool.runIfActive { try FileHasher().hashFile(atPath: file.path) }))
             } catch let error as FileHashError {
@@ -214,7 +247,7 @@ public final class ScanPipeline: @unchecked Sendable {
                 }
                 if now.identity != file.identity || digest.size != file.identity.size {
                     try await store.supersede(file.id, detail: "changed while being hashed")
-                    known[file.path] = nil
+                    forgetVersion(file.path)
                     continue
                 }
                 try await store.markHashed(file.id, sha256: digest.sha256, size: digest.size)
@@ -289,7 +322,7 @@ public final class ScanPipeline: @unchecked Sendable {
             }
             if now.identity != file.identity {
                 try await store.supersede(file.id, detail: "changed before upload")
-                known[file.path] = nil
+                forgetVersion(file.path)
                 return
             }
             try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: error.message)
@@ -521,6 +554,7 @@ public final class ScanPipeline: @unchecked Sendable {
         for file in try await store.files(in: [.disposing]) { try await resumeDisposal(file) }
         for file in try await store.files(in: [.decided]) {
             guard let outcome = file.outcome else { continue }
+            hooks.beforeDisposal?(file.path)
             let rule = config.disposition[outcome] ?? DispositionRule(action: .leave)
             guard let now = FileStat.of(file.path) else {
                 try await store.beginDisposal(file.id, destination: nil)
@@ -530,7 +564,7 @@ public final class ScanPipeline: @unchecked Sendable {
             if now.identity != file.identity {
                 // Never file a changed file under the old verdict: its new version is rescanned.
                 try await store.supersede(file.id, detail: "changed before disposal")
-                known[file.path] = nil
+                forgetVersion(file.path)
                 continue
             }
             switch rule.action {
@@ -554,10 +588,12 @@ public final class ScanPipeline: @unchecked Sendable {
                     CrashPoint.reach("disposal-begun")
                     try await moveChecked(file, to: destination, restricted: restricted)
                 } catch let error as ConfigurationError {
-                    logger.error("cannot file \(file.path): \(error)")
+                    disposalFailures[file.id] = error.message
+                    logger.error("cannot file the file; it stays decided and is retried", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
                 }
             }
-            known[file.path] = nil
+            // Moved or deleted: the path is free for a new file. Left in place: still known.
+            if rule.action != .leave { known[file.path] = nil }
         }
     }
 
@@ -593,7 +629,7 @@ public final class ScanPipeline: @unchecked Sendable {
             try await store.finishDisposal(file.id, destination: free)
         case (_?, _):
             try await store.abandonDisposal(file.id, detail: "changed before disposal finished")
-            known[file.path] = nil
+            forgetVersion(file.path)
         case (nil, nil):
             try await store.finishDisposal(file.id, destination: nil)
         }
@@ -638,4 +674,12 @@ func boundedMap<Item: Sendable, Result: Sendable>(
         }
         return results
     }
+}
+
+/// Points where tests change files under the pipeline (vanish, grow, truncate).
+public struct PipelineHooks: Sendable {
+    public var beforeHash: (@Sendable (String) -> Void)?
+    public var afterHash: (@Sendable (String) -> Void)?
+    public var beforeDisposal: (@Sendable (String) -> Void)?
+    public init() {}
 }

@@ -21,6 +21,10 @@ public struct Migrator: Sendable {
     public func migrate(_ db: SQLiteConnection) throws -> [String] {
         try db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         let done = Set(try db.query("SELECT name FROM schema_migrations").compactMap { $0.string("name") })
+        let unknown = done.subtracting(migrations.map(\.name))
+        guard unknown.isEmpty else {
+            throw SQLiteError(code: 1, message: "database \(db.path) was written by a newer version (unknown migrations: \(unknown.sorted().joined(separator: ", "))); upgrade quickscan", sql: nil)
+        }
         var applied: [String] = []
         for migration in migrations where !done.contains(migration.name) {
             try db.transaction {

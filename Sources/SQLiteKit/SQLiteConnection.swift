@@ -22,9 +22,18 @@ public final class SQLiteConnection {
         self.path = path
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
-        try execute("PRAGMA journal_mode = WAL")
-        try execute("PRAGMA synchronous = NORMAL")
-        try execute("PRAGMA foreign_keys = ON")
+        do {
+            try execute("PRAGMA journal_mode = WAL")
+            try execute("PRAGMA synchronous = NORMAL")
+            try execute("PRAGMA foreign_keys = ON")
+            // A corrupt or truncated file often opens fine and fails on first real use.
+            if let check = try queryOne("PRAGMA quick_check").flatMap({ $0.values.first }), check != .text("ok") {
+                throw SQLiteError(code: SQLITE_CORRUPT, message: "integrity check failed: \(check)", sql: nil)
+            }
+        } catch let error as SQLiteError {
+            // Fully initialised by now: deinit closes the handle.
+            throw SQLiteError(code: error.code, message: "cannot use database \(path): \(error.message)", sql: nil)
+        }
     }
 
     deinit {

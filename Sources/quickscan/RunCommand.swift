@@ -120,6 +120,9 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as FalconError where error.kind == .configuration || error.kind == .authentication || (error.kind == .transport && error.operation == "oauth2AccessToken") {
             printError("\(error)")
             exitCode = 3
+        } catch let error as ConfigurationError {
+            printError("\(error)")
+            exitCode = 3
         } catch is CancellationError {
             exitCode = 0
         } catch {
