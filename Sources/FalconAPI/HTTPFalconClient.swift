@@ -108,6 +108,11 @@ struct RawReply: Sendable {
 
     var traceID: String? { headers.first(name: "X-Cs-Traceid") }
 
+    /// The body parses as JSON (a 2xx maintenance page or a truncated body does not).
+    var isWellFormedJSON: Bool {
+        isJSON && (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil
+    }
+
     var isJSON: Bool {
         let type = headers.first(name: "Content-Type")?.lowercased() ?? ""
         if type.contains("json") { return true }
@@ -187,8 +192,20 @@ extension HTTPFalconClient {
             ])
 
             switch reply.status {
-            case 200..<300:
+            case 200..<300 where reply.isWellFormedJSON:
                 return reply
+            case 200..<300:
+                // A maintenance page or a body cut short: retried like an error page when the
+                // call is safe to repeat, else reported as possibly effective.
+                var failure = FalconError(kind: .decoding, message: "unreadable \(reply.status) reply (\(reply.isJSON ? "truncated or invalid JSON" : "not JSON"))",
+                                          operation: request.operation, status: reply.status, traceID: reply.traceID, isRetryable: true)
+                if !request.idempotent {
+                    failure.mayHaveTakenEffect = true
+                    throw failure
+                }
+                guard attempt < policy.maxAttempts else { throw failure }
+                try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: failure)
+                continue
             case 401 where request.auth == .bearer && reauthentications < 3:
                 // An expired or revoked token: re-authenticate and repeat (reference §1.4). More
                 // than once only because concurrent calls may see a fresh token revoked too.

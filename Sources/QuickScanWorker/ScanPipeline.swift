@@ -361,8 +361,9 @@ public final class ScanPipeline: @unchecked Sendable {
 
             // Quota: the last meta.quota seen, refreshed when it looks short (reference §5.6).
             var batch = waiting
-            let quota = try await currentQuota()
-            if let quota {
+            let reading = try await currentQuota()
+            if case .unavailable = reading { return }
+            if case .known(let quota) = reading {
                 if quota.remaining <= 0 {
                     deferredReason = "Quick Scan quota used up (\(quota.used) of \(quota.total))"
                     logger.warning("quota used up: submissions stop", metadata: ["quota.used": "\(quota.used)", "quota.total": "\(quota.total)"])
@@ -375,26 +376,33 @@ public final class ScanPipeline: @unchecked Sendable {
         }
     }
 
-    private func currentQuota() async throws -> QuickScanQuota? {
+    /// The quota now; nil when it could not be read (rate limited or an API failure): the
+    /// caller skips submitting this round.
+    private func currentQuota() async throws -> QuotaReading {
         let result: Result<QuickScanQuota?, FalconError>
         do {
             result = .success(try await client.quota().quota)
         } catch {
             result = .failure(error)
         }
-        if case .failure(let error) = result {
-            guard error.kind == .rateLimited else {
-                if error.kind == .configuration || error.kind == .authentication { throw error }
-                apiFailureStreak += 1
-                logger.warning("quota check failed; submitting later", metadata: ["error": "\(error)"])
-                return QuickScanQuota(total: 0, used: 0, inProgress: 0)
-            }
-            try await noteCooldown(error)
-            return QuickScanQuota(total: 0, used: 0, inProgress: 0)
+        switch result {
+        case .failure(let error):
+            if error.kind == .configuration || error.kind == .authentication { throw error }
+            if error.kind == .rateLimited { try await noteCooldown(error) } else { apiFailureStreak += 1 }
+            logger.warning("quota check failed; submitting later", metadata: ["error": "\(error)"])
+            return .unavailable
+        case .success(let quota):
+            guard let quota else { return .notReported }
+            try await store.setValue("quota", "\(quota.total) \(quota.used) \(quota.inProgress) \(Self.now())")
+            return .known(quota)
         }
-        let quota = try result.get()
-        if let quota { try await store.setValue("quota", "\(quota.total) \(quota.used) \(quota.inProgress) \(Self.now())") }
-        return quota
+    }
+
+    enum QuotaReading {
+        case known(QuickScanQuota)
+        /// The reply carried no `meta.quota`: submit without a limit.
+        case notReported
+        case unavailable
     }
 
     private func submit(_ samples: [String]) async throws {

@@ -28,6 +28,8 @@ struct EmulatorCommand: AsyncParsableCommand {
               lost-response  do the operation, then close without a response
               latency        delay the response; ms=MILLISECONDS (required)
               expire-tokens  invalidate every token issued so far
+              malformed      a 200 with a broken body, operation not performed;
+                             shape=html|truncated|wrong-shape|no-resources (html)
             Keys for every kind:
               op=OPERATION   oauth2AccessToken, oauth2RevokeToken, UploadSampleV3,
                              GetSampleV3, DeleteSampleV3, ScanSamples, GetScans,

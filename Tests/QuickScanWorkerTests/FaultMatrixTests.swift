@@ -19,6 +19,10 @@ struct FaultMatrixTests {
         ["lost-response:op=UploadSampleV3,count=2"],
         ["latency:ms=30"],
         ["expire-tokens:every=3"],
+        ["malformed:shape=html,count=2,op=GetScans"],
+        ["malformed:shape=truncated,count=1,op=UploadSampleV3"],
+        ["malformed:shape=no-resources,count=1,op=ScanSamples"],
+        ["malformed:shape=wrong-shape,count=1,op=GetScans"],
         ["5xx:status=502,every=5", "drop:every=7", "latency:ms=10", "expire-tokens:every=6", "lost-response:op=ScanSamples,count=1"],
     ]
 

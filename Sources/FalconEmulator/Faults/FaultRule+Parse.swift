@@ -102,8 +102,14 @@ extension FaultRule {
             kind = .latency(milliseconds: milliseconds)
         case "expire-tokens", "expire":
             kind = .expireTokens
+        case "malformed":
+            let shape = take("shape")?.value ?? "html"
+            guard FaultRule.malformedShapes.contains(shape) else {
+                throw fail("shape=\(shape)", "expected one of \(FaultRule.malformedShapes.joined(separator: ", "))")
+            }
+            kind = .malformed(shape: shape)
         default:
-            throw fail(kindPart, "unknown fault kind; expected 429, 5xx, html502, drop, lost-response, latency or expire-tokens")
+            throw fail(kindPart, "unknown fault kind; expected 429, 5xx, html502, drop, lost-response, latency, expire-tokens or malformed")
         }
 
         var rule = FaultRule(kind)
@@ -148,6 +154,7 @@ extension FaultRule {
         case .rateLimit(let seconds): parameters.append("retry-after=\(seconds)")
         case .serverError(let status): parameters.append("status=\(status)")
         case .latency(let milliseconds): parameters.append("ms=\(milliseconds)")
+        case .malformed(let shape): parameters.append("shape=\(shape)")
         case .htmlBadGateway, .dropConnection, .lostResponse, .expireTokens: break
         }
         if let operation { parameters.append("op=\(operation.rawValue)") }

@@ -6,6 +6,9 @@
 /// ``count`` times (unlimited when nil). Rules without ``operation`` or ``pathPrefix`` never
 /// fire on the OAuth2 endpoints, so clients can still authenticate during a 429 storm.
 public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
+    /// Body shapes of the `malformed` fault.
+    public static let malformedShapes = ["html", "truncated", "wrong-shape", "no-resources"]
+
     /// What the fault does to a request it fires on.
     public enum Kind: Sendable, Equatable {
         /// 429 `msa.ReplyMetaOnly`, `X-Ratelimit-Remaining: 0` and `X-Ratelimit-Retryafter`
@@ -25,6 +28,9 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         /// Every token issued so far becomes invalid; this request, and any later one that
         /// uses such a token, gets the 401.
         case expireTokens
+        /// A 200 whose body is broken (`html`, `truncated`, `wrong-shape`, `no-resources`); the
+        /// operation is not performed.
+        case malformed(shape: String)
 
         /// The kind's keyword in the spec syntax; also its key in ``EmulatorStats/faultsInjected``.
         public var name: String {
@@ -36,6 +42,7 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
             case .lostResponse: return "lost-response"
             case .latency: return "latency"
             case .expireTokens: return "expire-tokens"
+            case .malformed: return "malformed"
             }
         }
     }

@@ -80,6 +80,8 @@ struct EmulatorResponder: HTTPResponder {
             reply = Reply.metaOnly(status, Self.reasonPhrase(status), poweredBy: PoweredBy.gateway)
         case .htmlBadGateway:
             reply = Reply(status: 502, body: .html(Self.badGatewayPage))
+        case .malformed(let shape):
+            reply = Self.malformedReply(shape, traceID: traceID)
         case .lostResponse:
             loseResponse = true
             fallthrough
@@ -203,6 +205,21 @@ struct EmulatorResponder: HTTPResponder {
     }
 
     /// Turns a reply into a response with the headers every Falcon response carries (§3.1).
+    /// A 200 reply with a broken body (fault `malformed`).
+    static func malformedReply(_ shape: String, traceID: String) -> Reply {
+        let meta = #""meta":{"query_time":0.001,"powered_by":"crowdstrike-api-gateway","trace_id":"\#(traceID)"}"#
+        switch shape {
+        case "truncated":
+            return Reply(status: 200, body: .bytes(Array("{\(meta),\"errors\":[],\"resources\":[{\"id\":\"".utf8), contentType: "application/json"))
+        case "wrong-shape":
+            return Reply(status: 200, body: .bytes(Array("{\(meta),\"errors\":[],\"resources\":{\"unexpected\":true}}".utf8), contentType: "application/json"))
+        case "no-resources":
+            return Reply(status: 200, body: .bytes(Array("{\(meta),\"errors\":[]}".utf8), contentType: "application/json"))
+        default:
+            return Reply(status: 200, body: .html("<html><body><h1>Service maintenance</h1></body></html>"))
+        }
+    }
+
     private static func render(
         _ reply: Reply, bucket: RateBucket, traceID: String, queryTime: Double, now: Double, state: inout EmulatorState
     ) -> Response {
