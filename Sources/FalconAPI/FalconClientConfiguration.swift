@@ -13,6 +13,8 @@ public struct FalconClientConfiguration: Sendable {
     public var tokenRenewWindow: Double
     /// Files larger than this are refused before anything is sent (Sample Uploads v3: 256 MB).
     public var maxUploadBytes: Int64
+    /// Verify the server's TLS certificate (on by default; off only for a lab proxy, and logged).
+    public var verifyTLSCertificates: Bool = true
 
     public static let defaultMaxUploadBytes: Int64 = 256 * 1024 * 1024
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The Falcon API over HTTP: OAuth2, retries, the shared rate-limit cooldown, Sample Uploads v3
 /// and the four Quick Scan operations.
@@ -30,8 +31,11 @@ public final class HTTPFalconClient: Sendable {
         self.logger = logger
         if let httpClient {
             self.http = httpClient
-        } else {
+        } else if configuration.verifyTLSCertificates {
             self.http = Self.sharedHTTPClient
+        } else {
+            logger.warning("TLS certificate verification is OFF: any server can impersonate the Falcon API; use only with a lab proxy")
+            self.http = Self.unverifiedHTTPClient
         }
         self.rateLimit = RateLimitGate(clock: clock, cooldownUntil: rateLimitCooldownUntil)
         self.tokens = TokenStore(baseURL: configuration.initialBaseURL)
@@ -45,8 +49,17 @@ public final class HTTPFalconClient: Sendable {
     /// One HTTP client for the process, like `HTTPClient.shared` but with our settings: it is
     /// never shut down, so a client that is dropped without `shutdown()` cannot crash the
     /// process (AsyncHTTPClient traps when an unshut client is deinitialised).
-    static let sharedHTTPClient: HTTPClient = {
+    static let sharedHTTPClient = makeHTTPClient(verifyingCertificates: true)
+    /// The same without certificate verification (`--insecure-skip-tls-verify`).
+    static let unverifiedHTTPClient = makeHTTPClient(verifyingCertificates: false)
+
+    static func makeHTTPClient(verifyingCertificates: Bool) -> HTTPClient {
         var config = HTTPClient.Configuration()
+        if !verifyingCertificates {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            config.tlsConfiguration = tls
+        }
         config.redirectConfiguration = .disallow
         config.timeout = .init(connect: .seconds(15))
         config.httpVersion = .http1Only
@@ -54,7 +67,7 @@ public final class HTTPFalconClient: Sendable {
         // refused connection until the request deadline.
         config.connectionPool.retryConnectionEstablishment = false
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
-    }()
+    }
 
     /// Revokes the token (best effort).
     public func shutdown() async {

@@ -49,6 +49,8 @@ public struct WorkerConfiguration: Sendable {
     public var clientSecret: String?
     public var timeoutSeconds: Double = 120
     public var userAgent: String = "quickscan/0.1"
+    /// `falcon.tls_verify`: false only for a lab proxy (logged as a warning).
+    public var tlsVerify: Bool = true
     public var inboxes: [InboxConfiguration] = []
     public var settleSeconds: Double = 5
     public var pollIntervalSeconds: Double = 10
@@ -84,13 +86,14 @@ public struct WorkerConfiguration: Sendable {
                      "upload_concurrency", "hash_threads"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         if let f = try r.object("falcon") {
-            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret"])
+            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify"])
             c.cloud = try f.string("cloud")
             if let cloud = c.cloud, FalconCloud(name: cloud) == nil { throw ConfigurationError("falcon.cloud: \(cloud) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto") }
             c.baseURL = try f.string("base_url")
             c.memberCID = try f.string("member_cid")
             c.timeoutSeconds = try f.number("timeout_seconds", min: 1) ?? c.timeoutSeconds
             c.userAgent = try f.string("user_agent") ?? c.userAgent
+            c.tlsVerify = try f.bool("tls_verify") ?? true
             c.clientID = try f.string("client_id")
             c.clientSecret = try f.string("client_secret")
             if (c.clientID == nil) != (c.clientSecret == nil) {
@@ -178,7 +181,7 @@ extension WorkerConfiguration {
             if let to = r.to { o["to"] = to }
             return o
         }
-        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent]
+        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent, "tls_verify": tlsVerify]
         if let baseURL { falcon["base_url"] = baseURL }
         if let memberCID { falcon["member_cid"] = memberCID }
         if let clientID { falcon["client_id"] = clientID }

@@ -15,6 +15,9 @@ struct FalconOptions: ParsableArguments {
     @Flag(help: "Print the API's JSON reply instead of a table.")
     var json = false
 
+    @Flag(help: "Do not verify the API's TLS certificate (lab proxies only; logged as a warning).")
+    var insecureSkipTLSVerify = false
+
     @Option(help: "Seconds one HTTP request may take.")
     var timeout: Double = 60
 
@@ -48,9 +51,11 @@ struct FalconOptions: ParsableArguments {
         }
         let base = baseURL ?? environment["FALCON_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
         // Interactive commands give up sooner than the worker: 4 attempts within a minute.
-        return FalconClientConfiguration(
+        var configuration = FalconClientConfiguration(
             credentials: credentials, cloud: chosenCloud, baseURL: base, requestTimeout: timeout,
             retry: RetryPolicy(maxAttempts: 4, deadline: 60))
+        configuration.verifyTLSCertificates = !insecureSkipTLSVerify
+        return configuration
     }
 
     /// Runs `body` with a client, revoking its token afterwards; Falcon errors become one line

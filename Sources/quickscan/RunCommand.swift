@@ -52,6 +52,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("base-url"), help: "API base URL (overrides falcon.base_url and FALCON_BASE_URL).")
     var baseURL: String?
 
+    @Flag(help: "Do not verify the API's TLS certificate (lab proxies only; logged as a warning).")
+    var insecureSkipTLSVerify = false
+
     @Option(help: "Log level on stderr (overrides log.level).")
     var logLevel: String?
 
@@ -208,8 +211,9 @@ struct RunCommand: AsyncParsableCommand {
             return c
         } ?? .us1
         let base = emulatorURL ?? settings.baseURL ?? env["FALCON_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        let clientConfig = FalconClientConfiguration(credentials: credentials, cloud: cloud, baseURL: base, userAgent: settings.userAgent,
+        var clientConfig = FalconClientConfiguration(credentials: credentials, cloud: cloud, baseURL: base, userAgent: settings.userAgent,
                                                      requestTimeout: settings.timeoutSeconds)
+        clientConfig.verifyTLSCertificates = settings.tlsVerify && !insecureSkipTLSVerify
         return try HTTPFalconClient(configuration: clientConfig, logger: logger)
     }
 }
