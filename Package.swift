@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "quickscan", targets: ["quickscan"]),
+        .executable(name: "quickscan-bench", targets: ["quickscan-bench"]),
         .library(name: "FalconAPI", targets: ["FalconAPI"]),
         .library(name: "FalconEmulator", targets: ["FalconEmulator"]),
     ],
@@ -55,6 +56,13 @@ let package = Package(
                 "FalconAPI", "Hashing", "SQLiteKit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "quickscan-bench",
+            dependencies: [
+                "QuickScanWorker", "FalconAPI",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(

@@ -31,6 +31,7 @@ public final class ScanPipeline: @unchecked Sendable {
     let logger: Logger
     let walker = DirectoryWalker()
     let hashPool: NIOThreadPool
+    let hashers = HasherPool()
 
     /// Watcher index: the last version recorded per path (loaded from the store).
     private var known: [String: FileIdentity] = [:]
@@ -128,6 +129,26 @@ public final class ScanPipeline: @unchecked Sendable {
         return volumes > 0 || (counts["decided"] ?? 0) > 0 || (counts["disposing"] ?? 0) > 0 || (counts["discovered"] ?? 0) > 0
     }
 
+    /// Benchmarks: takes and hashes every file in the inboxes now, without any API call.
+    /// Returns the number of file versions recorded.
+    public func ingestOnly() async throws -> Int {
+        known = try await store.knownFiles()
+        try await discover(firstPoll: true, once: true)
+        var recorded = 0
+        while true {
+            let before = try await store.files(in: [.discovered], limit: 1).count
+            if before == 0 { break }
+            try await hashDiscovered()
+        }
+        for (state, count) in try await store.stateCounts() where state != FileState.superseded.rawValue { recorded += count }
+        return recorded
+    }
+
+    /// Benchmarks: one watcher poll; returns the number of entries seen.
+    public func pollOnce() async throws -> Int {
+        try await discover(firstPoll: false, once: false)
+    }
+
     public func summary() async throws -> RunSummary {
         let outcomes = try await store.outcomesThisRun()
         let pending = try await store.pendingCount()
@@ -152,9 +173,14 @@ public final class ScanPipeline: @unchecked Sendable {
 
     // MARK: watcher
 
-    func discover(firstPoll: Bool, once: Bool) async throws {
+    /// One watcher poll: stats every entry, takes the stable ones in one transaction. An idle
+    /// poll (nothing changed) costs the stats and a dictionary lookup per file, no database
+    /// access. Returns the number of entries seen.
+    @discardableResult
+    func discover(firstPoll: Bool, once: Bool) async throws -> Int {
         let now = Self.now()
         var seen: Set<String> = []
+        var stable: [InboxEntry] = []
         let skip = Set(Outcome.allCases.compactMap { config.disposition[$0]?.to })
         for inbox in config.inboxes {
             var isDir: ObjCBool = false
@@ -171,22 +197,29 @@ public final class ScanPipeline: @unchecked Sendable {
                 throw ConfigurationError("inbox \(rootError.dropFirst("cannot read folder ".count))")
             }
             for e in errors { logger.warning("\(e)") }
+            seen.reserveCapacity(seen.count + entries.count)
             for entry in entries {
                 seen.insert(entry.path)
                 if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
                 if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
                 if let s = settling[entry.path], s.identity == entry.stat.identity {
-                    if now - s.since >= config.settleSeconds { try await take(entry) }
+                    if now - s.since >= config.settleSeconds { stable.append(entry) }
                 } else {
                     settling[entry.path] = (entry.stat.identity, now, entry.inbox)
-                    if config.settleSeconds == 0 { try await take(entry) }
+                    if config.settleSeconds == 0 { stable.append(entry) }
                 }
             }
         }
         // Forget files that vanished while settling.
-        for path in settling.keys where !seen.contains(path) { settling[path] = nil }
+        if !settling.isEmpty {
+            for path in settling.keys where !seen.contains(path) { settling[path] = nil }
+        }
         changed.removeAll()
         if firstPoll && once { onlyPaths = seen }
+        for start in stride(from: 0, to: stable.count, by: 1000) {
+            try await take(Array(stable[start..<min(start + 1000, stable.count)]))
+        }
+        return seen.count
     }
 
     /// The recorded version of `path` is gone (changed or filed): the watcher looks again, and
@@ -196,25 +229,30 @@ public final class ScanPipeline: @unchecked Sendable {
         changed.insert(path)
     }
 
-    private func take(_ entry: InboxEntry) async throws {
-        settling[entry.path] = nil
-        known[entry.path] = entry.stat.identity
-        guard let id = try await store.insertDiscovered(path: entry.path, inbox: entry.inbox, identity: entry.stat.identity) else { return }
-        logger.debug("file taken", metadata: ["file.path": "\(entry.path)"])
-        if !entry.hasValidName {
-            logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"])
-            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "file name is not valid UTF-8: rename the file to have it scanned")
-            return
+    /// Records stable files (one transaction) and decides at once those that cannot be scanned.
+    private func take(_ entries: [InboxEntry]) async throws {
+        for entry in entries {
+            settling[entry.path] = nil
+            known[entry.path] = entry.stat.identity
         }
-        switch entry.stat.kind {
-        case .symlink:
-            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
-        case .other:
-            try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "not a regular file")
-        default:
-            if entry.stat.identity.size > config.maxFileBytes {
-                try await store.decide(id, outcome: .notScanned, reason: .tooLarge,
-                                       error: "\(entry.stat.identity.size) bytes, over max_file_bytes \(config.maxFileBytes)")
+        let ids = try await store.insertDiscovered(entries.map { ($0.path, $0.inbox, $0.stat.identity) })
+        for (index, id) in ids.sorted(by: { $0.key < $1.key }) {
+            let entry = entries[index]
+            if !entry.hasValidName {
+                logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"])
+                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "file name is not valid UTF-8: rename the file to have it scanned")
+                continue
+            }
+            switch entry.stat.kind {
+            case .symlink:
+                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
+            case .other:
+                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "not a regular file")
+            default:
+                if entry.stat.identity.size > config.maxFileBytes {
+                    try await store.decide(id, outcome: .notScanned, reason: .tooLarge,
+                                           error: "\(entry.stat.identity.size) bytes, over max_file_bytes \(config.maxFileBytes)")
+                }
             }
         }
     }
@@ -222,21 +260,23 @@ public final class ScanPipeline: @unchecked Sendable {
     // MARK: hasher
 
     func hashDiscovered() async throws {
-        let files = try await store.files(in: [.discovered], limit: 2000)
+        let files = try await store.files(in: [.discovered], limit: 5000)
         guard !files.isEmpty else { return }
         let pool = hashPool
+        let hashers = self.hashers
         let hooks = self.hooks
         let results = await boundedMap(files, width: max(1, config.hashThreads * 2)) { file -> (FileRecord, Result<FileDigest, FileHashError>) in
             hooks.beforeHash?(file.path)
             defer { hooks.afterHash?(file.path) }
             do {
-                return (file, .success(try await pool.runIfActive { try FileHasher().hashFile(atPath: file.path) }))
+                return (file, .success(try await pool.runIfActive { try hashers.withHasher { try $0.hashFile(atPath: file.path) } }))
             } catch let error as FileHashError {
                 return (file, .failure(error))
             } catch {
                 return (file, .failure(FileHashError(path: file.path, operation: "hash", errno: EIO)))
             }
         }
+        var hashed: [(id: Int64, sha256: String, size: Int64)] = []
         for (file, result) in results {
             switch result {
             case .success(let digest):
@@ -250,8 +290,7 @@ public final class ScanPipeline: @unchecked Sendable {
                     forgetVersion(file.path)
                     continue
                 }
-                try await store.markHashed(file.id, sha256: digest.sha256, size: digest.size)
-                CrashPoint.reach("hashed")
+                hashed.append((file.id, digest.sha256, digest.size))
             case .failure(let error):
                 if error.errno == ENOENT {
                     try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before it was hashed")
@@ -262,6 +301,8 @@ public final class ScanPipeline: @unchecked Sendable {
                 }
             }
         }
+        try await store.markHashed(hashed)
+        CrashPoint.reach("hashed")
     }
 
     // MARK: uploader
@@ -690,4 +731,23 @@ public struct PipelineHooks: Sendable {
     public var afterHash: (@Sendable (String) -> Void)?
     public var beforeDisposal: (@Sendable (String) -> Void)?
     public init() {}
+}
+
+/// File hashers (each with its 1 MiB buffer and EVP context) reused across files instead of
+/// allocated per file.
+final class HasherPool: @unchecked Sendable {
+    private var free: [FileHasher] = []
+    private let lock = NSLock()
+
+    func withHasher<T>(_ body: (FileHasher) throws -> T) rethrows -> T {
+        lock.lock()
+        let hasher = free.popLast() ?? FileHasher()
+        lock.unlock()
+        defer {
+            lock.lock()
+            free.append(hasher)
+            lock.unlock()
+        }
+        return try body(hasher)
+    }
 }

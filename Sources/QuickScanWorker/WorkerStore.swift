@@ -204,6 +204,44 @@ public actor WorkerStore {
         }
     }
 
+    /// Records many stable file versions in one transaction; returns the new ids by input
+    /// index (versions already known are skipped).
+    public func insertDiscovered(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
+        guard !entries.isEmpty else { return [:] }
+        return try db.transaction {
+            let now = Self.now()
+            var ids: [Int: Int64] = [:]
+            for (index, entry) in entries.enumerated() {
+                let changed = try db.run("""
+                    INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
+                    """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs, runID, now, now])
+                guard changed == 1 else { continue }
+                let id = db.lastInsertRowID
+                ids[index] = id
+                try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: entry.path)
+            }
+            return ids
+        }
+    }
+
+    /// discovered → hashed for many files in one transaction.
+    public func markHashed(_ batch: [(id: Int64, sha256: String, size: Int64)]) throws {
+        guard !batch.isEmpty else { return }
+        try db.transaction {
+            for item in batch {
+                try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [item.sha256, item.size])
+                try moveFile(item.id, from: [.discovered], to: .hashed, set: [("sha256", item.sha256)], detail: item.sha256)
+            }
+        }
+    }
+
+    /// SQLite's count of rows changed by this connection since it opened (benchmarks: an idle
+    /// poll must write nothing).
+    public func totalChanges() -> Int {
+        Int((try? db.queryOne("SELECT total_changes() AS n")?.int("n")) ?? 0)
+    }
+
     /// Compare-and-set of a file's state with extra columns, plus its event row.
     private func moveFile(_ id: Int64, from: [FileState], to: FileState, set columns: [(String, any SQLiteBindable)] = [], detail: String? = nil) throws {
         precondition(from.allSatisfy { $0.canTransition(to: to) }, "illegal transition to \(to)")

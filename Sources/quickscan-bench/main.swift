@@ -1,0 +1,94 @@
+// quickscan-bench: drives the worker's ingest and idle-poll paths without any API call, for
+// scripts/bench. Subcommands are parsed by hand:
+//
+//   quickscan-bench ingest INBOX DB      discover, settle (0 s), hash and record every file
+//   quickscan-bench idle-poll INBOX DB   one watcher poll over an already ingested inbox
+//
+// The last stdout line of each is one JSON object for the harness.
+
+import FalconAPI
+import Foundation
+import Logging
+import QuickScanWorker
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+func fail(_ message: String, code: Int32 = 1) -> Never {
+    FileHandle.standardError.write(Data("quickscan-bench: \(message)\n".utf8))
+    exit(code)
+}
+
+let usage = """
+    usage: quickscan-bench ingest INBOX DB
+           quickscan-bench idle-poll INBOX DB
+    """
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+/// The worker as `quickscan run` builds it, with a client that is never contacted.
+func makePipeline(inbox: String, database: String) throws -> (ScanPipeline, WorkerStore) {
+    var config = WorkerConfiguration()
+    config.inboxes = [InboxConfiguration(path: absolute(inbox))]
+    config.settleSeconds = 0
+    config.database = absolute(database)
+    config.baseURL = "http://127.0.0.1:9"
+    let store = try WorkerStore(path: config.database)
+    let clientConfig = FalconClientConfiguration(
+        credentials: FalconCredentials(clientID: "bench", clientSecret: "bench"), baseURL: "http://127.0.0.1:9")
+    let logger = Logger(label: "quickscan-bench")
+    let client = try HTTPFalconClient(configuration: clientConfig, logger: logger)
+    return (ScanPipeline(config: config, store: store, client: client, logger: logger), store)
+}
+
+func json(_ fields: [(String, String)]) -> String {
+    "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+}
+
+func format(_ value: Double) -> String { String(format: "%.6f", value) }
+
+func ingest(inbox: String, database: String) async throws {
+    let (pipeline, _) = try makePipeline(inbox: inbox, database: database)
+    let clock = ContinuousClock()
+    let started = clock.now
+    let files = try await pipeline.ingestOnly()
+    let elapsed = seconds(clock.now - started)
+    let rate = elapsed > 0 ? Double(files) / elapsed : 0
+    print("ingested \(files) files in \(String(format: "%.3f", elapsed)) s (\(String(format: "%.0f", rate)) files/s)")
+    print(json([("files", "\(files)"), ("seconds", format(elapsed))]))
+}
+
+func idlePoll(inbox: String, database: String) async throws {
+    let (pipeline, store) = try makePipeline(inbox: inbox, database: database)
+    try await pipeline.prepare()
+    let clock = ContinuousClock()
+    let writesBefore = await store.totalChanges()
+    let started = clock.now
+    let entries = try await pipeline.pollOnce()
+    let elapsed = seconds(clock.now - started)
+    let writes = await store.totalChanges() - writesBefore
+    print("polled \(entries) entries in \(String(format: "%.1f", elapsed * 1000)) ms, \(writes) database writes")
+    print(json([("entries", "\(entries)"), ("seconds", format(elapsed)), ("writes", "\(writes)")]))
+}
+
+LogSetup.bootstrap(level: .warning, format: "text")
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard arguments.count == 3 else { fail(usage, code: 64) }
+do {
+    switch arguments[0] {
+    case "ingest": try await ingest(inbox: arguments[1], database: arguments[2])
+    case "idle-poll": try await idlePoll(inbox: arguments[1], database: arguments[2])
+    default: fail(usage, code: 64)
+    }
+} catch {
+    fail("\(error)")
+}
