@@ -2,10 +2,14 @@ import ArgumentParser
 import FalconAPI
 import Foundation
 
+/// The exit codes of every API command, for their `--help`.
+let apiExitCodes = "Exit codes: 0 success, 1 failure (the API's message, HTTP status and trace id on stderr), 3 configuration or credential error (missing credential, refused credentials, unreachable host)."
+
 /// `quickscan quota`: the Quick Scan quota from GetScans without ids.
 struct QuotaCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "quota", abstract: "Show the Quick Scan quota (meta.quota: total, used, in_progress).")
+        commandName: "quota", abstract: "Show the Quick Scan quota (meta.quota: total, used, in_progress).",
+        discussion: apiExitCodes)
 
     @OptionGroup var falcon: FalconOptions
 
@@ -28,7 +32,7 @@ struct QuotaCommand: AsyncParsableCommand {
 struct UploadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "upload", abstract: "Upload files as samples (UploadSampleV3); prints the sha256 of each.",
-        discussion: "Files are streamed from disk; a file over 256 MiB is refused before anything is sent. Exit 1 when any file failed.")
+        discussion: "Files are streamed from disk; a file over 256 MiB is refused before anything is sent; the other files are still uploaded.\n\n" + apiExitCodes)
 
     @Argument(help: "Files to upload.")
     var files: [String]
@@ -64,7 +68,7 @@ struct UploadCommand: AsyncParsableCommand {
 struct ScanSamplesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan-samples", abstract: "Start a Quick Scan volume over uploaded samples (ScanSamples); prints the scan id.",
-        discussion: "Spends quota and is not repeated automatically when the answer is lost: check `quickscan submissions` before retrying.")
+        discussion: "Spends quota and is not repeated automatically when the answer is lost: check `quickscan submissions` before retrying.\n\n" + apiExitCodes)
 
     @Argument(help: "SHA-256 digests of uploaded samples (64 hex characters).")
     var sha256s: [String]
@@ -94,7 +98,7 @@ func isSHA256(_ s: String) -> Bool {
 struct ScansCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scans", abstract: "Show scans (GetScans): status and the verdict of each sample.",
-        discussion: "All ids go in one request. A scan the API does not return yet is shown as not found (it may still be in progress).")
+        discussion: "All ids go in one request. A scan the API does not return yet is shown as not found (it may still be in progress).\n\n" + apiExitCodes)
 
     @Argument(help: "Scan (volume) ids.")
     var ids: [String]
@@ -125,7 +129,7 @@ struct ScansCommand: AsyncParsableCommand {
 struct SubmissionsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "submissions", abstract: "List scan ids (QuerySubmissionsMixin0).",
-        discussion: "Example: --filter \"created_timestamp:>'2026-11-01T00:00:00Z'+status:'done'\" (a + joins conditions; it is percent-encoded for you).")
+        discussion: "Example: --filter \"created_timestamp:>'2026-11-01T00:00:00Z'+status:'done'\" (a + joins conditions; it is percent-encoded for you).\n\n" + apiExitCodes)
 
     @Option(help: "FQL filter, e.g. created_timestamp:>'2026-11-01T00:00:00Z'.")
     var filter: String?

@@ -13,7 +13,8 @@ struct AggregatesCommand: AsyncParsableCommand {
               quickscan aggregates --type date_range --field created_timestamp --date-range 'now-7d,now'
               quickscan aggregates --type range --field samples_count --range ',10' --range '10,'
               quickscan aggregates --type terms --field status --sub-aggregate '{"type":"terms","field":"samples.verdict","name":"verdicts"}'
-            """)
+
+            """ + apiExitCodes)
 
     @Option(help: "Aggregation type, e.g. terms, date_range, range, date_histogram, cardinality.")
     var type: String?

@@ -12,7 +12,7 @@ struct EmulatorCommand: AsyncParsableCommand {
         discussion: """
             Prints `listening on http://HOST:PORT` as its first line on stdout, then serves until \
             SIGINT or SIGTERM. Any non-empty client id and secret are accepted unless --credential \
-            is given.
+            is given. Exit codes: 0 stopped by a signal, 1 could not listen, 64 invalid flag.
 
             Verdicts come from the first 4 KiB of each sample: the EICAR test string gives the \
             malware verdict; PNG or JPEG magic bytes give "unknown" with the error "unsupported \

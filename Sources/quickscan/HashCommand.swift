@@ -6,7 +6,7 @@ import Hashing
 struct HashCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hash", abstract: "Print SHA-256 digests in sha256sum format (the pipeline's hasher).",
-        discussion: "Files are hashed on --threads threads (default: the number of cores); lines come in argument order. Exit 1 when a file could not be read (the others are still printed).")
+        discussion: "Files are hashed on --threads threads (default: the number of cores); lines come in argument order. Exit codes: 0 success, 1 when a file could not be read (the others are still printed).")
 
     @Argument(help: "Files to hash.")
     var paths: [String]

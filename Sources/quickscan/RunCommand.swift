@@ -15,7 +15,7 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run", abstract: "Scan every file dropped into the inboxes and file it by its verdict.",
         discussion: """
             Without --once, watches the inboxes until SIGINT or SIGTERM (a second signal exits at once).
-            With --once, takes every file present now, carries each to a final outcome and exits:
+            With --once, takes every file present now, carries each to a final outcome and exits with these exit codes:
               0  every file reached a verdict, none is a threat
               1  at least one threat (malware, suspicious or an unrecognised verdict)
               2  no threat, but some files ended not scanned

@@ -78,6 +78,13 @@ struct LoggingAndConfigCommandTests {
         #expect(result.status == 0, "\(result.stderr)")
     }
 
+    @Test(arguments: [["quota"], ["upload"], ["scan-samples"], ["scans"], ["submissions"], ["aggregates"], ["hash"], ["emulator"],
+                      ["config", "check"], ["status"], ["results"], ["history"], ["run"]])
+    func everyHelpListsItsExitCodes(command: [String]) async throws {
+        let help = try await runProcess(quickscanExecutable(), command + ["--help"])
+        #expect(help.stdout.lowercased().contains("exit codes"), "\(command)")
+    }
+
     @Test func runHelpListsTheExitCodes() async throws {
         let help = try await runProcess(quickscanExecutable(), ["run", "--help"])
         for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 "] { #expect(help.stdout.contains("  \(code) "), "exit code \(code)") }
