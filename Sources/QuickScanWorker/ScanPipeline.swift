@@ -164,7 +164,7 @@ public final class ScanPipeline: @unchecked Sendable {
     public func step(takeNew: Bool, firstPoll: Bool, once: Bool) async throws {
         if takeNew { try await discover(firstPoll: firstPoll, once: once) }
         try await hashDiscovered()
-        try await uploadHashed()
+        try await uploadHashed(once: once)
         try await submitVolumes(once: once)
         try await pollVolumes(force: false)
         try await dispose()
@@ -307,7 +307,7 @@ public final class ScanPipeline: @unchecked Sendable {
 
     // MARK: uploader
 
-    func uploadHashed() async throws {
+    func uploadHashed(once: Bool) async throws {
         let files = try await store.files(in: [.hashed], limit: 5000)
         guard !files.isEmpty else { return }
         let ttl = config.verdictCacheTTLHours * 3600
@@ -327,8 +327,23 @@ public final class ScanPipeline: @unchecked Sendable {
             if toUpload[sha] == nil { toUpload[sha] = file }
         }
         guard !toUpload.isEmpty, deferredReason == nil else { return }
+        // Uploads go in chunks of one volume: a full volume is submitted (and polled) while
+        // the next chunk uploads, so volumes are pipelined behind the uploads.
+        let pending = Array(toUpload)
+        let chunk = max(1, config.volumeMaxSamples)
+        for start in stride(from: 0, to: pending.count, by: chunk) {
+            guard deferredReason == nil else { return }
+            try await upload(Array(pending[start..<min(start + chunk, pending.count)]))
+            if start + chunk < pending.count {
+                try await submitVolumes(once: once)
+                try await pollVolumes(force: false)
+            }
+        }
+    }
+
+    private func upload(_ batch: [(key: String, value: FileRecord)]) async throws {
         let client = self.client
-        let outcomes = await boundedMap(Array(toUpload), width: config.uploadConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
+        let outcomes = await boundedMap(batch, width: config.uploadConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
             do {
                 _ = try await client.uploadSample(path: file.path, fileName: (file.path as NSString).lastPathComponent, expectedSHA256: sha)
                 return (sha, file, .success(()))
