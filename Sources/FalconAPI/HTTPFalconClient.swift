@@ -170,6 +170,19 @@ extension HTTPFalconClient {
             }
         }
 
+        /// A reply that may come after the work was done (5xx, error page, unreadable 200):
+        /// repeated after a backoff only when the call is idempotent and attempts remain.
+        func backOffOrThrow(_ reason: FalconError) async throws(FalconError) {
+            var failure = reason
+            failure.isRetryable = true
+            if !request.idempotent {
+                failure.mayHaveTakenEffect = true
+                throw failure
+            }
+            guard attempt < policy.maxAttempts else { throw failure }
+            try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: failure)
+        }
+
         while true {
             attempt += 1
             // The shared cooldown after a 429, and the slowdown when few requests remain.
@@ -208,16 +221,10 @@ extension HTTPFalconClient {
             case 200..<300 where reply.isWellFormedJSON:
                 return reply
             case 200..<300:
-                // A maintenance page or a body cut short: retried like an error page when the
-                // call is safe to repeat, else reported as possibly effective.
-                var failure = FalconError(kind: .decoding, message: "unreadable \(reply.status) reply (\(reply.isJSON ? "truncated or invalid JSON" : "not JSON"))",
-                                          operation: request.operation, status: reply.status, traceID: reply.traceID, isRetryable: true)
-                if !request.idempotent {
-                    failure.mayHaveTakenEffect = true
-                    throw failure
-                }
-                guard attempt < policy.maxAttempts else { throw failure }
-                try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: failure)
+                // A maintenance page or a body cut short: handled like an error page.
+                try await backOffOrThrow(FalconError(
+                    kind: .decoding, message: "unreadable \(reply.status) reply (\(reply.isJSON ? "truncated or invalid JSON" : "not JSON"))",
+                    operation: request.operation, status: reply.status, traceID: reply.traceID))
                 continue
             case 401 where request.auth == .bearer && reauthentications < 3:
                 // An expired or revoked token: re-authenticate and repeat (reference §1.4). More
@@ -237,15 +244,7 @@ extension HTTPFalconClient {
                 guard attempt < policy.maxAttempts, until - started <= policy.deadline else { throw failure }
                 continue  // the gate waits at the top of the loop, bounded by the deadline
             case 500..<600, _ where !reply.isJSON && reply.status >= 400:
-                var failure = error(for: reply, operation: request.operation, kind: .http)
-                failure.isRetryable = true
-                // A 5xx may come after the work was done: only idempotent calls are repeated.
-                if !request.idempotent {
-                    failure.mayHaveTakenEffect = true
-                    throw failure
-                }
-                guard attempt < policy.maxAttempts else { throw failure }
-                try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: failure)
+                try await backOffOrThrow(error(for: reply, operation: request.operation, kind: .http))
                 continue
             default:
                 throw error(for: reply, operation: request.operation, kind: request.auth == .none && request.path == "/oauth2/token" ? .authentication : .http)

@@ -581,17 +581,22 @@ public final class ScanPipeline: @unchecked Sendable {
             for volume in chunk {
                 guard let scanID = volume.scanID else { continue }
                 if let scan = response.resources.first(where: { $0.id == scanID }), scan.isDone {
-                    var results: [String: (verdict: String?, error: String?)] = [:]
-                    for s in scan.samples { results[s.sha256] = (s.verdict, s.error) }
-                    try await store.completeVolume(volume.id, scanID: scanID, results: results,
-                                                   maxAttempts: config.scanMaxAttempts, deleteSamples: config.deleteSamplesAfterScan)
-                    logger.info("volume done", metadata: ["scan.id": "\(scanID)"])
+                    try await complete(volume, with: scan)
                 } else if Self.now() - (volume.submittedAt ?? volume.intentAt) > config.scanTimeoutSeconds {
                     try await store.failVolume(volume.id, from: .submitted, reason: "scan \(scanID) not done after \(Int(config.scanTimeoutSeconds)) s",
                                                maxAttempts: config.scanMaxAttempts)
                 }
             }
         }
+    }
+
+    /// A finished scan: its verdicts go to the samples and the files waiting on them.
+    private func complete(_ volume: VolumeRecord, with scan: ScanResult) async throws {
+        var results: [String: (verdict: String?, error: String?)] = [:]
+        for s in scan.samples { results[s.sha256] = (s.verdict, s.error) }
+        try await store.completeVolume(volume.id, scanID: scan.id, results: results,
+                                       maxAttempts: config.scanMaxAttempts, deleteSamples: config.deleteSamplesAfterScan)
+        logger.info("volume done", metadata: ["scan.id": "\(scan.id)"])
     }
 
     private func pollSingle(_ volume: VolumeRecord) async throws {
@@ -605,10 +610,7 @@ public final class ScanPipeline: @unchecked Sendable {
         if response.status == 404 {
             try await store.failVolume(volume.id, from: .submitted, reason: "scan \(scanID) is unknown to the API", maxAttempts: config.scanMaxAttempts)
         } else if let scan = response.resources.first(where: { $0.id == scanID }), scan.isDone {
-            var results: [String: (verdict: String?, error: String?)] = [:]
-            for s in scan.samples { results[s.sha256] = (s.verdict, s.error) }
-            try await store.completeVolume(volume.id, scanID: scanID, results: results,
-                                           maxAttempts: config.scanMaxAttempts, deleteSamples: config.deleteSamplesAfterScan)
+            try await complete(volume, with: scan)
         }
     }
 
