@@ -49,6 +49,23 @@ struct FaultMatrixTests {
         }
     }
 
+    @Test(arguments: [[], ["5xx:status=503,every=4", "drop:every=6", "latency:ms=20"]])
+    func fiveSecondTokensThroughALongRun(specs: [String]) async throws {
+        let ws = try Workspace()
+        for i in 0..<4 { try ws.put("f\(i).txt", Array("five \(i)".utf8)) }
+        try ws.put("eicar.com", Array(SampleContent.eicar.utf8))
+        try await withEmulator({ config in
+            config.tokenLifetimeSeconds = 5
+            config.scanDurationSeconds = 7  // the scan outlives the first token
+            config.faults = specs.map { try! FaultRule.parse($0) }
+        }) { emulator in
+            let summary = try await ws.runOnce(emulator) { $0.scanPollIntervalSeconds = 0.5 }
+            #expect(summary.exitCode == 1, "\(summary)")
+            #expect(try ws.results().count == 5)
+            #expect(emulator.stats.tokensIssued >= 2, "tokens renewed during the run")
+        }
+    }
+
     @Test func aRateLimitBeyondTheDeadlineDefers() async throws {
         let ws = try Workspace()
         try ws.put("a.txt", Array("a".utf8))
