@@ -4,6 +4,10 @@ import Foundation
 import Testing
 import TestSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A distinctive secret and the tokens issued for it must never reach a log line, an error
 /// message, the database or its WAL.
 @Suite(.timeLimit(.minutes(2)))
@@ -103,7 +107,20 @@ struct TLSTests {
             p.standardError = FileHandle.nullDevice
             try p.run()
             server.process = p
-            usleep(500_000)
+            // Ready when the port accepts a connection.
+            for _ in 0..<100 {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                close(fd)
+                if connected == 0 { break }
+                usleep(50_000)
+            }
         }
         defer { server.process?.terminate() }
         let env = ["FALCON_CLIENT_ID": "a", "FALCON_CLIENT_SECRET": "b", "FALCON_BASE_URL": "https://127.0.0.1:\(port)"]

@@ -71,7 +71,12 @@ struct WorkerProcessTests {
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            usleep(700_000)
+            // Killed once it holds the lock and has recorded its run (startup time varies under load).
+            for _ in 0..<200 {
+                if let n = try? SQLiteConnection(path: db).queryOne("SELECT COUNT(*) AS n FROM runs")?.int("n"), n > 0 { break }
+                usleep(50_000)
+            }
+            usleep(300_000)
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
         }
