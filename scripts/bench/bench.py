@@ -1,0 +1,608 @@
+#!/usr/bin/env python3
+"""quickscan benchmarks (stdlib only); scripts/bench/run builds the binaries and calls this.
+
+Each benchmark runs one unmeasured warm-up per side, then --repeat measured runs; the table shows
+medians (peak RSS: the maximum over the measured runs, from os.wait4's ru_maxrss). The page cache
+is not dropped (that needs root): every data set fits in RAM, so both sides read warm files.
+
+  hash       quickscan hash FILE  vs  openssl dgst -sha256 FILE             (1 GiB; --quick 256 MiB)
+  many       find | xargs quickscan hash, and quickscan hash with every path in one argument list,
+             vs  find | xargs -P2 openssl dgst -sha256                 (20,000 x 4 KiB; --quick 5,000)
+  ingest     quickscan-bench ingest INBOX DB  vs  find | xargs -P2 openssl dgst -sha256
+                                                                  (100,000 x 4 KiB; --quick 20,000)
+  idle       quickscan-bench idle-poll INBOX DB on the ingested inbox: time of one poll, SQLite writes
+  e2e        quickscan run --once against quickscan emulator (instant scans), 2,000 x 4 KiB files
+             (--quick 1,000). API calls per file: the emulator's own count when it prints a stderr
+             line "emulator stats: {JSON with "requests"}" on shutdown, else the client's debug log
+             of the warm-up run (one "falcon reply" line per HTTP reply). Upload concurrency and
+             volume pipelining: a probe run with 20 ms of emulator latency on each upload and
+             volume.max_samples a quarter of its files (400; --quick 200)
+  upload     quickscan upload FILE (256 MiB) against the emulator: peak RSS
+"""
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+MB = 1_000_000
+KIB = 1024
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+SIZES = {
+    "full": dict(big=GIB, many=20_000, inbox=100_000, e2e=2_000, probe=400, upload=256 * MIB, small=4 * KIB),
+    "quick": dict(big=256 * MIB, many=5_000, inbox=20_000, e2e=1_000, probe=200, upload=256 * MIB, small=4 * KIB),
+}
+ALL = ["hash", "many", "ingest", "idle", "e2e", "upload"]
+CHILD_TIMEOUT = 600
+PROBE_LATENCY_MS = 20
+PROBE_VOLUMES = 4  # the probe's volume.max_samples is a quarter of its files
+FILES_PER_DIR = 1000
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def human_count(n):
+    return f"{n:,}"
+
+
+def human_bytes(n):
+    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+# ---------------------------------------------------------------------------------------------
+# Children: wall time and rusage from os.wait4
+
+
+class Result:
+    def __init__(self, args, wall, code, rusage, out, err):
+        self.args, self.wall, self.code, self.out, self.err = args, wall, code, out, err
+        self.maxrss_mb = rusage.ru_maxrss * 1024 / MB  # ru_maxrss is in KiB on Linux
+        self.cpu = rusage.ru_utime + rusage.ru_stime
+        self.utime, self.stime = rusage.ru_utime, rusage.ru_stime
+
+
+def run(args, *, cwd=None, env=None, capture=False, check=True, timeout=CHILD_TIMEOUT):
+    """Runs a child (a list, or a string for bash -c) and waits with os.wait4.
+
+    ru_maxrss of wait4 covers the child and the descendants it waited for (a shell pipeline)."""
+    argv = ["bash", "-c", args] if isinstance(args, str) else list(args)
+    out = tempfile.TemporaryFile() if capture else subprocess.DEVNULL
+    err = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+    timer = threading.Timer(timeout, lambda: os.kill(proc.pid, signal.SIGKILL))
+    timer.start()
+    try:
+        _, status, rusage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    wall = time.perf_counter() - started
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+
+    def read(f):
+        if f is subprocess.DEVNULL:
+            return ""
+        f.seek(0)
+        text = f.read().decode("utf-8", "replace")
+        f.close()
+        return text
+
+    result = Result(argv, wall, code, rusage, read(out), read(err))
+    if check and code != 0:
+        raise SystemExit(f"bench: {shlex.join(argv)} exited {code}\n{result.err[-2000:]}")
+    return result
+
+
+class Emulator:
+    """quickscan emulator --port 0 as a child; the first stdout line is its address."""
+
+    live = []
+
+    count = 0
+
+    def __init__(self, binary, workdir, *extra):
+        Emulator.count += 1
+        self.errpath = os.path.join(workdir, f"emulator-{Emulator.count}.stderr")
+        self.errfile = open(self.errpath, "wb")
+        self.stats = None
+        self.proc = subprocess.Popen([binary, "emulator", "--port", "0", "--log-level", "warning", *extra],
+                                     stdout=subprocess.PIPE, stderr=self.errfile)
+        Emulator.live.append(self)
+        timer = threading.Timer(30, self.proc.kill)
+        timer.start()
+        line = self.proc.stdout.readline().decode().strip()
+        timer.cancel()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise SystemExit(f"bench: emulator did not start: {line!r} (see {self.errpath})")
+        self.url = line[len("listening on "):]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.errfile.close()
+        if self in Emulator.live:
+            Emulator.live.remove(self)
+        # Server-side counters, if the emulator prints them on shutdown as one stderr line
+        # "emulator stats: {JSON}" (e.g. {"requests": N, ...}); absent otherwise.
+        with open(self.errpath, errors="replace") as f:
+            for line in f:
+                if "emulator stats: " in line:
+                    try:
+                        self.stats = json.loads(line.split("emulator stats: ", 1)[1])
+                    except ValueError:
+                        pass
+
+
+@atexit.register
+def _stop_emulators():
+    for emulator in list(Emulator.live):
+        emulator.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Data sets: generated once, reused from --data when the marker matches
+
+
+def dataset(root, name, params, build):
+    path = os.path.join(root, name)
+    marker = os.path.join(root, f".{name}.ok")
+    stamp = json.dumps(params, sort_keys=True)
+    if os.path.exists(marker) and os.path.exists(path):
+        with open(marker) as f:
+            if f.read() == stamp:
+                return path
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    elif os.path.exists(path):
+        os.unlink(path)
+    log(f"generating {name}")
+    build(path)
+    with open(marker, "w") as f:
+        f.write(stamp)
+    return path
+
+
+def build_big(path, size):
+    chunk = 4 * MIB
+    with open(path + ".tmp", "wb") as f:
+        left = size
+        while left > 0:
+            n = min(chunk, left)
+            f.write(os.urandom(n))
+            left -= n
+    os.rename(path + ".tmp", path)
+
+
+def build_tree(path, count, size, tag):
+    """count files of size bytes, FILES_PER_DIR per folder; each starts with a text header and
+    is otherwise random, so every file is unique and the emulator's verdict is clean."""
+    tmp = path + ".tmp"
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    for i in range(count):
+        folder = os.path.join(tmp, f"d{i // FILES_PER_DIR:03d}")
+        if i % FILES_PER_DIR == 0:
+            os.makedirs(folder)
+        header = f"quickscan bench {tag} file {i}\n".encode()
+        fd = os.open(os.path.join(folder, f"f{i:06d}.bin"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, header + os.urandom(size - len(header)))
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def big_file(root, size):
+    return dataset(root, f"big-{size}.bin", {"size": size}, lambda p: build_big(p, size))
+
+
+def tree(root, kind, count, size):
+    name = f"{kind}-{count}x{size}"
+    return dataset(root, name, {"count": count, "size": size}, lambda p: build_tree(p, count, size, kind))
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmarks
+
+
+def median(values):
+    return statistics.median(values)
+
+
+class Row:
+    def __init__(self, name, ours, ref, figure, target, ok):
+        self.name, self.ours, self.ref, self.figure, self.target = name, ours, ref, figure, target
+        self.result = "PASS" if ok is True else "FAIL" if ok is False else ok
+
+
+class Bench:
+    def __init__(self, opts):
+        self.opts = opts
+        self.sizes = SIZES["quick" if opts.quick else "full"]
+        self.qs = opts.bin
+        self.qsb = opts.bench_bin
+        self.root = opts.data
+        self.work = os.path.join(self.root, "work")
+        if os.path.isdir(self.work):
+            shutil.rmtree(self.work)
+        os.makedirs(self.work)
+        self.rows = []
+        self.raw = []
+        self.n = opts.repeat
+        self.ingest_db = None
+        self.env = dict(os.environ, FALCON_CLIENT_ID="bench", FALCON_CLIENT_SECRET="bench")
+        self.env.pop("FALCON_BASE_URL", None)
+        self.env.pop("FALCON_MEMBER_CID", None)
+
+    def note(self, name, side, results, extra=""):
+        walls = " ".join(f"{r.wall:.3f}" for r in results)
+        cpus = " ".join(f"{r.cpu:.2f}" for r in results)
+        rss = " ".join(f"{r.maxrss_mb:.1f}" for r in results)
+        self.raw.append(f"{name} [{side}] wall s: {walls} | cpu s (user+sys): {cpus} | maxrss MB: {rss}{extra}")
+
+    def repeat(self, fn):
+        return [fn() for _ in range(self.n)]
+
+    # -- hash one big file --------------------------------------------------------------------
+    def bench_hash(self):
+        size = self.sizes["big"]
+        path = big_file(self.root, size)
+        ours_cmd = [self.qs, "hash", path]
+        ref_cmd = ["openssl", "dgst", "-sha256", path]
+        ours_digest = run(ours_cmd, capture=True).out.split()[0]
+        ref_digest = run(ref_cmd, capture=True).out.strip().rsplit("= ", 1)[-1]
+        if ours_digest != ref_digest:
+            raise SystemExit(f"bench: digests differ: quickscan {ours_digest}, openssl {ref_digest}")
+        ours = self.repeat(lambda: run(ours_cmd))
+        ref = self.repeat(lambda: run(ref_cmd))
+        self.note("hash", "quickscan", ours)
+        self.note("hash", "openssl", ref)
+        o, r = median([x.wall for x in ours]), median([x.wall for x in ref])
+        self.rows.append(Row(
+            f"hash one {human_bytes(size)} file",
+            f"{o:.3f} s ({size / o / MB:.0f} MB/s)", f"{r:.3f} s ({size / r / MB:.0f} MB/s)",
+            f"time ratio {o / r:.2f}", "ratio <= 1.0", o / r <= 1.0))
+
+    # -- hash many small files ----------------------------------------------------------------
+    def bench_many(self):
+        count, size = self.sizes["many"], self.sizes["small"]
+        folder = tree(self.root, "many", count, size)
+        ours_sh = f"find . -type f -print0 | xargs -0 {shlex.quote(self.qs)} hash"
+        ref_sh = "find . -type f -print0 | xargs -0 -P2 openssl dgst -sha256"
+        ours_out = run(ours_sh, cwd=folder, capture=True).out
+        # Checked without -P2: two openssl processes on one pipe tear each other's lines.
+        ref_out = run(ref_sh.replace(" -P2", ""), cwd=folder, capture=True).out
+        run(ref_sh + " > /dev/null", cwd=folder)
+        ours_map = dict((line[66:], line[:64]) for line in ours_out.splitlines())
+        ref_map = {}
+        for line in ref_out.splitlines():
+            m = re.match(r"^SHA2?-?256\((.*)\)= ([0-9a-f]{64})$", line)
+            if m:
+                ref_map[m.group(1)] = m.group(2)
+        if len(ours_map) != count or ours_map != ref_map:
+            raise SystemExit(f"bench: quickscan hash and openssl disagree over {folder} "
+                             f"({len(ours_map)} vs {len(ref_map)} digests)")
+        # The same files as one argument list: one quickscan process instead of one per
+        # 128 KiB of paths (xargs' buffer), i.e. without the extra process start-ups.
+        paths = sorted("./" + os.path.relpath(os.path.join(d, f), folder)
+                       for d, _, names in os.walk(folder) for f in names)
+        argv = [self.qs, "hash", *paths]
+        run(argv, cwd=folder)
+        ours = self.repeat(lambda: run(ours_sh + " > /dev/null", cwd=folder))
+        one = self.repeat(lambda: run(argv, cwd=folder))
+        ref = self.repeat(lambda: run(ref_sh + " > /dev/null", cwd=folder))
+        procs = len(run(f"find . -type f -print0 | xargs -0 sh -c 'echo $#' x", cwd=folder, capture=True).out.split())
+        self.note("many", f"find | xargs quickscan hash ({procs} process{'es' if procs != 1 else ''})", ours)
+        self.note("many", "quickscan hash, one process", one)
+        self.note("many", "find | xargs -P2 openssl", ref)
+        o, o1, r = median([x.wall for x in ours]), median([x.wall for x in one]), median([x.wall for x in ref])
+        self.rows.append(Row(
+            f"hash {human_count(count)} x {human_bytes(size)} files (find | xargs)",
+            f"{o:.3f} s ({count / o:,.0f} files/s)", f"{r:.3f} s ({count / r:,.0f} files/s)",
+            f"time ratio {o / r:.2f}", "ratio <= 1.0", o / r <= 1.0))
+        self.rows.append(Row(
+            f"hash {human_count(count)} x {human_bytes(size)} files (one process)",
+            f"{o1:.3f} s ({count / o1:,.0f} files/s)", f"{r:.3f} s ({count / r:,.0f} files/s)",
+            f"time ratio {o1 / r:.2f}", "ratio <= 1.0", o1 / r <= 1.0))
+
+    # -- ingest -------------------------------------------------------------------------------
+    def fresh_db(self, name):
+        db = os.path.join(self.work, name)
+        for suffix in ("", "-wal", "-shm", ".lock", "-journal"):
+            if os.path.exists(db + suffix):
+                os.unlink(db + suffix)
+        return db
+
+    def ingest_once(self, inbox, count):
+        db = self.fresh_db("ingest.sqlite")
+        result = run([self.qsb, "ingest", inbox, db], capture=True)
+        report = json.loads(result.out.strip().splitlines()[-1])
+        if report["files"] != count:
+            raise SystemExit(f"bench: ingest recorded {report['files']} files, expected {count}")
+        result.inner = report["seconds"]
+        self.ingest_db = db
+        return result
+
+    def bench_ingest(self):
+        count, size = self.sizes["inbox"], self.sizes["small"]
+        inbox = tree(self.root, "inbox", count, size)
+        ref_sh = "find . -type f -print0 | xargs -0 -P2 openssl dgst -sha256 > /dev/null"
+        self.ingest_once(inbox, count)
+        run(ref_sh, cwd=inbox)
+        ours = self.repeat(lambda: self.ingest_once(inbox, count))
+        ref = self.repeat(lambda: run(ref_sh, cwd=inbox))
+        inner = " ".join(f"{x.inner:.3f}" for x in ours)
+        self.note("ingest", "quickscan-bench", ours, f" | ingestOnly() s: {inner}")
+        self.note("ingest", "openssl -P2", ref)
+        o, r = median([x.wall for x in ours]), median([x.wall for x in ref])
+        ratio = (count / o) / (count / r)
+        self.rows.append(Row(
+            f"ingest {human_count(count)} x {human_bytes(size)} files",
+            f"{o:.2f} s ({count / o:,.0f} files/s)", f"{r:.2f} s ({count / r:,.0f} files/s)",
+            f"{ratio:.2f} x reference files/s", ">= 0.5 x", ratio >= 0.5))
+        rss = max(x.maxrss_mb for x in ours)
+        self.rows.append(Row(
+            f"peak RSS, ingest {human_count(count)} files", f"{rss:.1f} MB", f"{max(x.maxrss_mb for x in ref):.1f} MB",
+            f"{rss:.1f} MB", "<= 100 MB", rss <= 100))
+
+    # -- idle poll ----------------------------------------------------------------------------
+    def bench_idle(self):
+        count, size = self.sizes["inbox"], self.sizes["small"]
+        inbox = tree(self.root, "inbox", count, size)
+        if self.ingest_db is None:
+            self.ingest_once(inbox, count)
+        db = self.ingest_db
+
+        def poll():
+            result = run([self.qsb, "idle-poll", inbox, db], capture=True)
+            result.report = json.loads(result.out.strip().splitlines()[-1])
+            return result
+
+        poll()
+        ours = self.repeat(poll)
+        ms = [x.report["seconds"] * 1000 for x in ours]
+        writes = [x.report["writes"] for x in ours]
+        entries = [x.report["entries"] for x in ours]
+        self.note("idle", "quickscan-bench", ours,
+                  f" | pollOnce() ms: {' '.join(f'{v:.1f}' for v in ms)} | writes: {writes} | entries: {entries}")
+        m = median(ms)
+        self.rows.append(Row(
+            f"idle poll, {human_count(count)} unchanged files", f"{m:.1f} ms, {max(writes)} writes", "-",
+            f"{m:.1f} ms, {max(writes)} writes ({entries[0]:,} entries)", "<= 300 ms, 0 writes",
+            m <= 300 and max(writes) == 0))
+        rss = max(x.maxrss_mb for x in ours)
+        self.rows.append(Row(
+            f"peak RSS, idle poll {human_count(count)} files", f"{rss:.1f} MB", "-", f"{rss:.1f} MB", "<= 100 MB",
+            rss <= 100))
+
+    # -- end to end ---------------------------------------------------------------------------
+    def e2e_once(self, inbox, count, *, debug=False, faults=(), max_samples=None):
+        emulator = Emulator(self.qs, self.work, *[a for f in faults for a in ("--fault", f)])
+        try:
+            db = self.fresh_db("e2e.sqlite")
+            config = os.path.join(self.work, "e2e.json")
+            with open(config, "w") as f:
+                json.dump({
+                    "inboxes": [{"path": inbox}],
+                    "settle_seconds": 0,
+                    "database": db,
+                    "volume": {"max_wait_seconds": 0, **({"max_samples": max_samples} if max_samples else {})},
+                    "scan": {"poll_interval_seconds": 0.05},
+                    "disposition": {k: {"action": "leave"} for k in ("clean", "threat", "not_scanned")},
+                    "log": {"level": "debug" if debug else "warning", "format": "json" if debug else "text"},
+                }, f)
+            result = run([self.qs, "run", "--once", "--config", config, "--base-url", emulator.url],
+                         env=self.env, check=False)
+        finally:
+            emulator.stop()
+        result.server_requests = (emulator.stats or {}).get("requests")
+        if result.code != 0:
+            raise SystemExit(f"bench: quickscan run --once exited {result.code}\n{result.err[-3000:]}")
+        with sqlite3.connect(db) as conn:
+            outcomes = dict(conn.execute("SELECT outcome, COUNT(*) FROM results GROUP BY outcome").fetchall())
+        if outcomes != {"clean": count}:
+            raise SystemExit(f"bench: end to end: expected {count} clean files, got {outcomes}")
+        return result
+
+    @staticmethod
+    def replies(stderr):
+        """(timestamp, operation) of each "falcon reply" debug line (JSON log format)."""
+        out = []
+        for line in stderr.splitlines():
+            if '"falcon reply"' not in line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if obj.get("message") != "falcon reply":
+                continue
+            ts = datetime.datetime.fromisoformat(obj["ts"].replace("Z", "+00:00")).timestamp()
+            out.append((ts, obj.get("metadata", {}).get("falcon.operation", "?")))
+        return out
+
+    @classmethod
+    def timeline(cls, stderr):
+        """Reply times of uploads and of ScanSamples, sorted."""
+        events = cls.replies(stderr)
+        return (sorted(t for t, op in events if op == "UploadSampleV3"),
+                sorted(t for t, op in events if op == "ScanSamples"))
+
+    def bench_e2e(self):
+        count, size = self.sizes["e2e"], self.sizes["small"]
+        inbox = tree(self.root, "e2e", count, size)
+        warm = self.e2e_once(inbox, count, debug=True)
+        calls = {}
+        for _, op in self.replies(warm.err):
+            calls[op] = calls.get(op, 0) + 1
+        total = sum(calls.values())
+        ours = self.repeat(lambda: self.e2e_once(inbox, count))
+        server = [x.server_requests for x in [warm] + ours]
+        if all(v is not None for v in server):
+            source = f"emulator-counted requests (warm-up, measured runs): {server}"
+            total = median(server[1:])
+        else:
+            source = "emulator prints no request count: client-side count"
+        self.note("e2e", "quickscan run --once", ours,
+                  f" | HTTP replies seen by the client in the warm-up run: {sum(calls.values())} "
+                  f"{json.dumps(calls, sort_keys=True)} | {source}")
+
+        # Probe: 20 ms of latency on every upload, to see uploads overlap and volumes go out
+        # while uploads are still running.
+        pcount = self.sizes["probe"]
+        pinbox = tree(self.root, "probe", pcount, size)
+        probe = self.e2e_once(pinbox, pcount, debug=True, max_samples=PROBE_VOLUMES and pcount // PROBE_VOLUMES,
+                              faults=[f"latency:ms={PROBE_LATENCY_MS},op=UploadSampleV3"])
+        uploads, scans = self.timeline(probe.err)
+        if uploads:
+            span = uploads[-1] - uploads[0] + PROBE_LATENCY_MS / 1000
+            inflight = len(uploads) * PROBE_LATENCY_MS / 1000 / span
+        else:
+            span, inflight = 0, 0
+        early = sum(1 for t in scans if uploads and t < uploads[-1])
+        warm_uploads, warm_scans = self.timeline(warm.err)
+        warm_early = sum(1 for t in warm_scans if warm_uploads and t < warm_uploads[-1])
+        self.raw.append(
+            f"e2e probe [{pcount} files, volume.max_samples {pcount // PROBE_VOLUMES}, +{PROBE_LATENCY_MS} ms per upload] "
+            f"wall {probe.wall:.2f} s | {len(uploads)} upload replies over {span:.2f} s => {inflight:.1f} uploads in "
+            f"flight on average | {early} of {len(scans)} ScanSamples replies before the last upload reply "
+            f"(warm-up run, default max_samples: {warm_early} of {len(warm_scans)})")
+
+        o = median([x.wall for x in ours])
+        per_file = total / count if total else None
+        calls_text = f"{per_file:.2f} API calls/file" if per_file is not None else "API calls/file n/a"
+        concurrent, pipelined = inflight >= 1.5, early > 0
+        self.rows.append(Row(
+            f"end to end, {human_count(count)} x {human_bytes(size)} files, emulator", f"{o:.2f} s ({count / o:,.0f} files/s)",
+            "-", f"{count / o:,.0f} files/s; {calls_text}; uploads in flight {inflight:.1f}; "
+                 f"{early}/{len(scans)} volumes sent before the last upload",
+            "reported; uploads concurrent, volumes pipelined", concurrent and pipelined))
+
+    # -- upload -------------------------------------------------------------------------------
+    def bench_upload(self):
+        size = self.sizes["upload"]
+        path = big_file(self.root, size)
+        emulator = Emulator(self.qs, self.work)
+        try:
+            env = dict(self.env, FALCON_BASE_URL=emulator.url)
+            cmd = [self.qs, "upload", path]
+            run(cmd, env=env)
+            ours = self.repeat(lambda: run(cmd, env=env))
+        finally:
+            emulator.stop()
+        self.note("upload", "quickscan upload", ours)
+        rss = max(x.maxrss_mb for x in ours)
+        o = median([x.wall for x in ours])
+        self.rows.append(Row(
+            f"peak RSS, upload one {human_bytes(size)} file", f"{rss:.1f} MB ({o:.2f} s, {size / o / MB:.0f} MB/s)", "-",
+            f"{rss:.1f} MB", "<= 64 MB", rss <= 64))
+
+    # -- output -------------------------------------------------------------------------------
+    def table(self):
+        header = ["benchmark", "ours (median)", "reference (median)", "figure", "target", "result"]
+        rows = [[r.name, r.ours, r.ref, r.figure, r.target, r.result] for r in self.rows]
+        widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+        lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |",
+                 "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+        for row in rows:
+            lines.append("| " + " | ".join(str(x).ljust(w) for x, w in zip(row, widths)) + " |")
+        return "\n".join(lines)
+
+
+def tool_version(args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+    except Exception:
+        return "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", help="data folder, reused when present (default: a temporary folder, removed after)")
+    ap.add_argument("--repeat", type=int, default=3, help="measured runs per benchmark and side (default 3)")
+    ap.add_argument("--quick", action="store_true", help="CI-sized data: 256 MiB, 5,000 files, 20,000-file ingest")
+    ap.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    ap.add_argument("--json", metavar="FILE", help="also write the rows and raw samples as JSON")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when any target fails")
+    ap.add_argument("--bin", default=os.environ.get("QUICKSCAN_BIN"), help="quickscan binary (QUICKSCAN_BIN)")
+    ap.add_argument("--bench-bin", default=os.environ.get("QUICKSCAN_BENCH_BIN"),
+                    help="quickscan-bench binary (QUICKSCAN_BENCH_BIN)")
+    opts = ap.parse_args()
+    if not opts.bin or not opts.bench_bin:
+        ap.error("give --bin and --bench-bin (or QUICKSCAN_BIN and QUICKSCAN_BENCH_BIN); scripts/bench/run does")
+    opts.bin, opts.bench_bin = os.path.abspath(opts.bin), os.path.abspath(opts.bench_bin)
+    if opts.repeat < 1:
+        ap.error("--repeat must be at least 1")
+    selected = [s.strip() for s in opts.only.split(",") if s.strip()]
+    unknown = [s for s in selected if s not in ALL]
+    if unknown:
+        ap.error(f"unknown benchmark(s) {unknown}; choose from {ALL}")
+    for tool in ("openssl", "find", "xargs", "bash"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is required")
+
+    temporary = opts.data is None
+    opts.data = os.path.abspath(opts.data or tempfile.mkdtemp(prefix="quickscan-bench-"))
+    os.makedirs(opts.data, exist_ok=True)
+    started = time.perf_counter()
+    bench = Bench(opts)
+    try:
+        for name in ALL:
+            if name in selected:
+                t = time.perf_counter()
+                log(f"{name} ...")
+                getattr(bench, f"bench_{name}")()
+                log(f"{name} done in {time.perf_counter() - t:.1f} s")
+    finally:
+        if temporary:
+            shutil.rmtree(opts.data, ignore_errors=True)
+        else:
+            shutil.rmtree(bench.work, ignore_errors=True)
+
+    elapsed = time.perf_counter() - started
+    print(f"quickscan benchmarks ({'quick' if opts.quick else 'full'}, {opts.repeat} measured runs per side, "
+          f"medians; peak RSS = max ru_maxrss over the measured runs, 1 MB = 10^6 bytes)")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}; "
+          f"{tool_version(['openssl', 'version'])}; quickscan {opts.bin}")
+    print("page cache: not dropped (no privileges); every data set fits in RAM and each side ran once "
+          "unmeasured first, so both sides read warm files")
+    print()
+    print(bench.table())
+    print()
+    print("raw samples:")
+    for line in bench.raw:
+        print("  " + line)
+    print(f"total benchmark time {elapsed:.0f} s")
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"rows": [vars(r) for r in bench.rows], "raw": bench.raw, "seconds": elapsed}, f, indent=2)
+    if opts.strict and any(r.result == "FAIL" for r in bench.rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
