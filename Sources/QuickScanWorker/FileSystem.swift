@@ -101,12 +101,15 @@ public struct DirectoryWalker: Sendable {
         return (entries, errors)
     }
 
+    /// `InboxConfiguration.defaultIgnored` (`.*`, `*.part`, `*.tmp`, `*.crdownload`, `~$*`)
+    /// checked without fnmatch: this runs for every entry of every poll.
     static func isDefaultIgnored(_ name: String) -> Bool {
-        InboxConfiguration.defaultIgnored.contains { fnmatch($0, name, 0) == 0 }
+        name.hasPrefix(".") || name.hasSuffix(".part") || name.hasSuffix(".tmp") || name.hasSuffix(".crdownload") || name.hasPrefix("~$")
     }
 
     /// Include and exclude globs match the name or the path relative to the inbox.
     static func accepts(name: String, relative: String, inbox: InboxConfiguration) -> Bool {
+        if inbox.include == ["*"] && inbox.exclude.isEmpty { return !isDefaultIgnored(name) }  // the common case, no fnmatch
         func matches(_ glob: String) -> Bool { fnmatch(glob, name, 0) == 0 || fnmatch(glob, relative, FNM_PATHNAME) == 0 }
         let explicitlyIncluded = inbox.include.contains { $0 != "*" && matches($0) }
         if isDefaultIgnored(name) && !explicitlyIncluded { return false }

@@ -179,7 +179,11 @@ public final class ScanPipeline: @unchecked Sendable {
     @discardableResult
     func discover(firstPoll: Bool, once: Bool) async throws -> Int {
         let now = Self.now()
+        // The set of paths seen is needed only to forget settling files that vanished and to
+        // fix a --once run's file list; an idle poll skips it.
+        let needSeen = !settling.isEmpty || (firstPoll && once)
         var seen: Set<String> = []
+        var entriesSeen = 0
         var stable: [InboxEntry] = []
         let skip = Set(Outcome.allCases.compactMap { config.disposition[$0]?.to })
         for inbox in config.inboxes {
@@ -197,9 +201,10 @@ public final class ScanPipeline: @unchecked Sendable {
                 throw ConfigurationError("inbox \(rootError.dropFirst("cannot read folder ".count))")
             }
             for e in errors { logger.warning("\(e)") }
-            seen.reserveCapacity(seen.count + entries.count)
+            entriesSeen += entries.count
+            if needSeen { seen.reserveCapacity(seen.count + entries.count) }
             for entry in entries {
-                seen.insert(entry.path)
+                if needSeen { seen.insert(entry.path) }
                 if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
                 if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
                 if let s = settling[entry.path], s.identity == entry.stat.identity {
@@ -211,15 +216,15 @@ public final class ScanPipeline: @unchecked Sendable {
             }
         }
         // Forget files that vanished while settling.
-        if !settling.isEmpty {
-            for path in settling.keys where !seen.contains(path) { settling[path] = nil }
+        if needSeen && !settling.isEmpty {
+            for path in settling.keys where !seen.contains(path) && settling[path]?.since != now { settling[path] = nil }
         }
         changed.removeAll()
         if firstPoll && once { onlyPaths = seen }
         for start in stride(from: 0, to: stable.count, by: 1000) {
             try await take(Array(stable[start..<min(start + 1000, stable.count)]))
         }
-        return seen.count
+        return entriesSeen
     }
 
     /// The recorded version of `path` is gone (changed or filed): the watcher looks again, and

@@ -178,8 +178,10 @@ public actor WorkerStore {
     /// Identities of every file version not superseded, keyed by path (the watcher's index).
     public func knownFiles() throws -> [String: FileIdentity] {
         var index: [String: FileIdentity] = [:]
-        for row in try db.query("SELECT path, inode, size, mtime_ns, ctime_ns FROM files WHERE state != 'superseded' ORDER BY id") {
-            index[row.string("path")!] = Self.identity(row)
+        // Row by row: a 100,000-file inbox must not be materialised as row objects.
+        try db.forEachRow("SELECT path, inode, size, mtime_ns, ctime_ns FROM files WHERE state != 'superseded' ORDER BY id") { s in
+            guard let path = s.text(at: 0) else { return }
+            index[path] = FileIdentity(inode: UInt64(bitPattern: s.int64(at: 1)), size: s.int64(at: 2), mtimeNs: s.int64(at: 3), ctimeNs: s.int64(at: 4))
         }
         return index
     }
@@ -245,9 +247,16 @@ public actor WorkerStore {
     /// Compare-and-set of a file's state with extra columns, plus its event row.
     private func moveFile(_ id: Int64, from: [FileState], to: FileState, set columns: [(String, any SQLiteBindable)] = [], detail: String? = nil) throws {
         precondition(from.allSatisfy { $0.canTransition(to: to) }, "illegal transition to \(to)")
-        let current = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state")
-        guard let current, let state = FileState(rawValue: current), from.contains(state) else {
-            throw StaleTransition(entity: "file", id: String(id), expected: from.map(\.rawValue).joined(separator: "|"))
+        // With one possible source state the UPDATE's compare-and-set is the whole check.
+        let current: String
+        if from.count == 1 {
+            current = from[0].rawValue
+        } else {
+            let found = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state")
+            guard let found, let state = FileState(rawValue: found), from.contains(state) else {
+                throw StaleTransition(entity: "file", id: String(id), expected: from.map(\.rawValue).joined(separator: "|"))
+            }
+            current = found
         }
         var sql = "UPDATE files SET state = ?, updated_at = ?"
         var args: [any SQLiteBindable] = [to.rawValue, Self.now()]

@@ -81,6 +81,15 @@ public final class SQLiteConnection {
         return rows
     }
 
+    /// Visits the rows of a query without materialising them (large result sets): read the
+    /// columns by index from the statement handed to `body`.
+    public func forEachRow(_ sql: String, _ arguments: [any SQLiteBindable] = [], _ body: (SQLiteStatement) throws -> Void) throws {
+        let statement = try prepare(sql)
+        try statement.bind(arguments)
+        defer { statement.reset() }
+        while try statement.step() { try body(statement) }
+    }
+
     /// The first row of a query, if any.
     public func queryOne(_ sql: String, _ arguments: [any SQLiteBindable] = []) throws -> SQLiteRow? {
         let statement = try prepare(sql)

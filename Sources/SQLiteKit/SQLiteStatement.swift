@@ -52,6 +52,15 @@ public final class SQLiteStatement {
         }
     }
 
+    /// Column `index` of the current row as an integer (0 for NULL).
+    public func int64(at index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
+
+    /// Column `index` of the current row as text (nil for NULL).
+    public func text(at index: Int32) -> String? {
+        guard let p = sqlite3_column_text(handle, index) else { return nil }
+        return String(cString: p)
+    }
+
     /// The current row's values.
     func row() -> SQLiteRow {
         let count = sqlite3_column_count(handle)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FalconEmulator
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -182,5 +183,7 @@ struct EmulatorCommand: AsyncParsableCommand {
             services: [emulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         ))
         try await group.run()
+        // One line of request counts on the way out (benchmarks count API calls per file).
+        FileHandle.standardError.write(Data("emulator stats: \(emulator.stats.json)\n".utf8))
     }
 }

@@ -26,4 +26,17 @@ public struct EmulatorStats: Sendable, Equatable {
     public var faultsInjected: [String: Int] = [:]
 
     public init() {}
+
+    /// One JSON object (sorted keys), e.g. for the `emulator stats:` line printed at shutdown.
+    public var json: String {
+        let counts: [(String, Int)] = [
+            ("requests", requests), ("tokens_issued", tokensIssued), ("revokes", revokes), ("uploads", uploads),
+            ("scan_samples_calls", scanSamplesCalls), ("scans_created", scansCreated), ("get_scans_calls", getScansCalls),
+            ("query_submissions_calls", querySubmissionsCalls), ("aggregates_calls", aggregatesCalls),
+            ("samples_deleted", samplesDeleted), ("unauthorized", unauthorized),
+        ]
+        let faults = faultsInjected.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+        let fields = counts.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1)" } + ["\"faults_injected\":{\(faults)}"]
+        return "{" + fields.joined(separator: ",") + "}"
+    }
 }
