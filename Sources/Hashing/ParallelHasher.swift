@@ -7,7 +7,12 @@ import Glibc
 /// Hashes many files on `threads` threads (each with its own hasher and buffer); results come
 /// back in input order. The `quickscan hash` engine.
 public enum ParallelHasher {
-    public static func hash(paths: [String], threads: Int, followSymlinks: Bool = true) -> [Result<FileDigest, FileHashError>] {
+    /// - Parameters:
+    ///   - before, after: called on the hashing thread around each file (tests change files there).
+    public static func hash(
+        paths: [String], threads: Int, followSymlinks: Bool = true,
+        before: (@Sendable (String) -> Void)? = nil, after: (@Sendable (String) -> Void)? = nil
+    ) -> [Result<FileDigest, FileHashError>] {
         let count = paths.count
         guard count > 0 else { return [] }
         let results = UnsafeMutableBufferPointer<Result<FileDigest, FileHashError>?>.allocate(capacity: count)
@@ -31,9 +36,11 @@ public enum ParallelHasher {
                 pthread_mutex_unlock(box.lock)
                 if start >= count { break }
                 for i in start..<min(start + batch, count) {
+                    before?(paths[i])
                     box.results[i] = Result { () throws(FileHashError) -> FileDigest in
                         try hasher.hashFile(atPath: paths[i], followSymlinks: followSymlinks)
                     }
+                    after?(paths[i])
                 }
             }
         }

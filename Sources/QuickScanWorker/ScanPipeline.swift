@@ -30,8 +30,9 @@ public final class ScanPipeline: @unchecked Sendable {
     let client: HTTPFalconClient
     let logger: Logger
     let walker = DirectoryWalker()
+    /// One thread that hosts each hashing batch (`ParallelHasher` on `hash_threads` threads), so
+    /// blocking reads never occupy Swift's cooperative pool.
     let hashPool: NIOThreadPool
-    let hashers = HasherPool()
 
     /// Watcher index: the last version recorded per path (loaded from the store).
     private var known: [String: FileIdentity] = [:]
@@ -59,7 +60,7 @@ public final class ScanPipeline: @unchecked Sendable {
         self.store = store
         self.client = client
         self.logger = logger
-        self.hashPool = NIOThreadPool(numberOfThreads: max(1, config.hashThreads))
+        self.hashPool = NIOThreadPool(numberOfThreads: 1)
         hashPool.start()
     }
 
@@ -221,8 +222,8 @@ public final class ScanPipeline: @unchecked Sendable {
         }
         changed.removeAll()
         if firstPoll && once { onlyPaths = seen }
-        for start in stride(from: 0, to: stable.count, by: 1000) {
-            try await take(Array(stable[start..<min(start + 1000, stable.count)]))
+        for start in stride(from: 0, to: stable.count, by: 5000) {
+            try await take(Array(stable[start..<min(start + 5000, stable.count)]))
         }
         return entriesSeen
     }
@@ -267,20 +268,14 @@ public final class ScanPipeline: @unchecked Sendable {
     func hashDiscovered() async throws {
         let files = try await store.files(in: [.discovered], limit: 5000)
         guard !files.isEmpty else { return }
-        let pool = hashPool
-        let hashers = self.hashers
-        let hooks = self.hooks
-        let results = await boundedMap(files, width: max(1, config.hashThreads * 2)) { file -> (FileRecord, Result<FileDigest, FileHashError>) in
-            hooks.beforeHash?(file.path)
-            defer { hooks.afterHash?(file.path) }
-            do {
-                return (file, .success(try await pool.runIfActive { try hashers.withHasher { try $0.hashFile(atPath: file.path) } }))
-            } catch let error as FileHashError {
-                return (file, .failure(error))
-            } catch {
-                return (file, .failure(FileHashError(path: file.path, operation: "hash", errno: EIO)))
-            }
+        // One hop to the hashing pool for the whole batch: per-file hops cost more than
+        // hashing a small file.
+        let paths = files.map(\.path)
+        let (threads, hooks) = (max(1, config.hashThreads), self.hooks)
+        let digests = try await hashPool.runIfActive {
+            ParallelHasher.hash(paths: paths, threads: threads, followSymlinks: false, before: hooks.beforeHash, after: hooks.afterHash)
         }
+        let results = Array(zip(files, digests))
         var hashed: [(id: Int64, sha256: String, size: Int64)] = []
         for (file, result) in results {
             switch result {
@@ -753,23 +748,4 @@ public struct PipelineHooks: Sendable {
     public var afterHash: (@Sendable (String) -> Void)?
     public var beforeDisposal: (@Sendable (String) -> Void)?
     public init() {}
-}
-
-/// File hashers (each with its 1 MiB buffer and EVP context) reused across files instead of
-/// allocated per file.
-final class HasherPool: @unchecked Sendable {
-    private var free: [FileHasher] = []
-    private let lock = NSLock()
-
-    func withHasher<T>(_ body: (FileHasher) throws -> T) rethrows -> T {
-        lock.lock()
-        let hasher = free.popLast() ?? FileHasher()
-        lock.unlock()
-        defer {
-            lock.lock()
-            free.append(hasher)
-            lock.unlock()
-        }
-        return try body(hasher)
-    }
 }
