@@ -208,11 +208,12 @@ public final class ScanPipeline: @unchecked Sendable {
                 if needSeen { seen.insert(entry.path) }
                 if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
                 if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
-                if let s = settling[entry.path], s.identity == entry.stat.identity {
+                if config.settleSeconds == 0 {
+                    stable.append(entry)
+                } else if let s = settling[entry.path], s.identity == entry.stat.identity {
                     if now - s.since >= config.settleSeconds { stable.append(entry) }
                 } else {
                     settling[entry.path] = (entry.stat.identity, now, entry.inbox)
-                    if config.settleSeconds == 0 { stable.append(entry) }
                 }
             }
         }
