@@ -97,7 +97,9 @@ struct CrashTests {
             }
             #expect(crashes >= 1, "the point \(point) was reached")
             let final = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil) }
-            #expect(final == 0 || final == 1, "\(point): exit \(final.map(String.init) ?? "killed")")
+            // Runs that were not killed (the point was reached fewer than N times) report what
+            // they decided themselves, so the last run may report 0, 1 (threats) or 2 (images).
+            #expect(final.map { [0, 1, 2].contains($0) } == true, "\(point): exit \(final.map(String.init) ?? "killed")")
             try verifyInvariants(ws, expected: expected)
             #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)
             let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
