@@ -191,21 +191,6 @@ public actor WorkerStore {
                      mtimeNs: row.int("mtime_ns") ?? 0, ctimeNs: row.int("ctime_ns") ?? 0)
     }
 
-    /// Records a stable file version; nil when this exact version is already known.
-    public func insertDiscovered(path: String, inbox: String, identity: FileIdentity) throws -> Int64? {
-        try db.transaction {
-            let now = Self.now()
-            let changed = try db.run("""
-                INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
-                """, [path, inbox, UInt64(identity.inode), identity.size, identity.mtimeNs, identity.ctimeNs, runID, now, now])
-            guard changed == 1 else { return nil }
-            let id = db.lastInsertRowID
-            try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: path)
-            return id
-        }
-    }
-
     /// Records many stable file versions in one transaction; returns the new ids by input
     /// index (versions already known are skipped).
     public func insertDiscovered(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
@@ -227,7 +212,8 @@ public actor WorkerStore {
         }
     }
 
-    /// discovered → hashed for many files in one transaction.
+    /// discovered → hashed for many files in one transaction; creates each sample row (one per
+    /// sha256) if new.
     public func markHashed(_ batch: [(id: Int64, sha256: String, size: Int64)]) throws {
         guard !batch.isEmpty else { return }
         try db.transaction {
@@ -287,14 +273,6 @@ public actor WorkerStore {
             state: FileState(rawValue: row.string("state")!)!, sha256: row.string("sha256"),
             outcome: row.string("outcome").flatMap(Outcome.init), reason: row.string("reason"),
             verdict: row.string("verdict"), error: row.string("error"), disposedTo: row.string("disposed_to"))
-    }
-
-    /// discovered → hashed; creates the sample row (one per sha256) if new.
-    public func markHashed(_ id: Int64, sha256: String, size: Int64) throws {
-        try db.transaction {
-            try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [sha256, size])
-            try moveFile(id, from: [.discovered], to: .hashed, set: [("sha256", sha256)], detail: sha256)
-        }
     }
 
     /// The file changed under us: this version is superseded, the watcher records the new one.

@@ -12,10 +12,10 @@ import TestSupport
         let store = try WorkerStore(path: dir.path + "/db.sqlite")
         _ = try await store.beginRun(mode: "test")
         let identity = FileIdentity(inode: 7, size: 5, mtimeNs: 1, ctimeNs: 2)
-        let id = try #require(try await store.insertDiscovered(path: "/in/a", inbox: "/in", identity: identity))
-        #expect(try await store.insertDiscovered(path: "/in/a", inbox: "/in", identity: identity) == nil, "same version once")
-        try await store.markHashed(id, sha256: sha, size: 5)
-        await #expect(throws: StaleTransition.self) { try await store.markHashed(id, sha256: self.sha, size: 5) }
+        let id = try #require(try await store.insertDiscovered([("/in/a", "/in", identity)])[0])
+        #expect(try await store.insertDiscovered([("/in/a", "/in", identity)]).isEmpty, "same version once")
+        try await store.markHashed([(id, sha, 5)])
+        await #expect(throws: StaleTransition.self) { try await store.markHashed([(id, self.sha, 5)]) }
         try await store.markUploaded(sha)
         let volume = try await store.createVolumeIntent(samples: [sha])
         #expect(try await store.samplesAwaitingVolume(limit: 10).isEmpty, "a sample is in one active volume at most")
@@ -41,8 +41,8 @@ import TestSupport
         let dir = try TemporaryDirectory()
         let store = try WorkerStore(path: dir.path + "/db.sqlite")
         _ = try await store.beginRun(mode: "test")
-        let id = try #require(try await store.insertDiscovered(path: "/in/b", inbox: "/in", identity: FileIdentity(inode: 1, size: 1, mtimeNs: 1, ctimeNs: 1)))
-        try await store.markHashed(id, sha256: sha, size: 1)
+        let id = try #require(try await store.insertDiscovered([("/in/b", "/in", FileIdentity(inode: 1, size: 1, mtimeNs: 1, ctimeNs: 1))])[0])
+        try await store.markHashed([(id, sha, 1)])
         try await store.markUploaded(sha)
         for attempt in 1...2 {
             let v = try await store.createVolumeIntent(samples: [sha])
