@@ -393,6 +393,8 @@ public actor WorkerStore {
                     throw StaleTransition(entity: "sample", id: sha, expected: "no active volume")
                 }
             }
+            // The volume's attempt: the highest submission count among its samples.
+            try db.run("UPDATE volumes SET attempt = (SELECT MAX(attempts) FROM samples WHERE volume_id = ?) WHERE id = ?", [id, id])
             try event("volume", String(id), from: nil, to: VolumeState.submitting.rawValue, detail: "\(samples.count) samples")
             return id
         }

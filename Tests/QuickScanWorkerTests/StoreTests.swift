@@ -49,6 +49,7 @@ import TestSupport
             try await store.markVolumeSubmitted(v, scanID: "scan-\(attempt)")
             try await store.completeVolume(v, scanID: "scan-\(attempt)", results: [:], maxAttempts: 2, deleteSamples: false)
             if attempt == 1 { #expect(try await store.samplesAwaitingVolume(limit: 5) == [sha]) }
+            #expect(try await store.volumes(in: .done).last?.attempt == attempt)
         }
         let file = try #require(try await store.file(id: id))
         #expect(file.outcome == .notScanned)
