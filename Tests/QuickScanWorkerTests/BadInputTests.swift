@@ -271,3 +271,51 @@ final class ManagedFlag: @unchecked Sendable {
         return true
     }
 }
+
+/// Unreadable files and inboxes: root reads everything, so the worker runs as `nobody` here
+/// (via setpriv) when the tests run as root; as another user, plain permissions do.
+@Suite(.timeLimit(.minutes(2)))
+struct UnreadableInputTests {
+    /// The command line that runs the worker without root's powers.
+    func unprivileged(_ arguments: [String]) -> (String, [String])? {
+        if getuid() != 0 { return (quickscanExecutable(), arguments) }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return nil }
+        return ("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", quickscanExecutable()] + arguments)
+    }
+
+    /// A workspace every user may enter and write (the worker runs as nobody; its parent, the
+    /// system temp folder, is world-searchable).
+    func openWorkspace() throws -> Workspace {
+        let ws = try Workspace()
+        for path in [ws.dir.path, ws.inbox] { chmod(path, 0o777) }
+        return ws
+    }
+
+    @Test func anUnreadableFileIsNotScannedAndKept() async throws {
+        let ws = try openWorkspace()
+        let secret = try ws.put("locked.txt", Array("private".utf8))
+        chmod(secret, 0o000)
+        try ws.put("open.txt", Array("public".utf8))
+        chmod(ws.inbox + "/open.txt", 0o644)
+        guard let (command, arguments) = unprivileged(["run", "--once", "--emulator", "--inbox", ws.inbox, "--database", ws.dir.path + "/db.sqlite", "--settle-seconds", "0"]) else { return }
+        let result = try await runProcess(command, arguments)
+        #expect(result.status == 2, "\(result.stderr)")
+        let rows = try Workspace.results(database: ws.dir.path + "/db.sqlite", inbox: ws.inbox)
+        #expect(rows["locked.txt"]?.string("outcome") == "not_scanned")
+        #expect(rows["locked.txt"]?.string("error")?.contains("unreadable: cannot open") == true, "\(String(describing: rows["locked.txt"]?.string("error")))")
+        #expect(rows["locked.txt"]?.string("error")?.contains("Permission denied") == true)
+        #expect(rows["open.txt"]?.string("outcome") == "clean")
+        #expect(FileManager.default.fileExists(atPath: secret))
+    }
+
+    @Test func anUnreadableInboxIsAConfigurationError() async throws {
+        let ws = try openWorkspace()
+        try ws.put("a.txt", Array("a".utf8))
+        chmod(ws.inbox, 0o000)
+        defer { chmod(ws.inbox, 0o755) }
+        guard let (command, arguments) = unprivileged(["run", "--once", "--emulator", "--inbox", ws.inbox, "--database", ws.dir.path + "/db.sqlite"]) else { return }
+        let result = try await runProcess(command, arguments)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("inbox \(ws.inbox): Permission denied"), "\(result.stderr)")
+    }
+}

@@ -62,6 +62,11 @@ struct Workspace {
     }
 
     func results() throws -> [String: SQLiteRow] {
+        try Self.results(database: database, inbox: inbox)
+    }
+
+    /// The `results` view keyed by path relative to `inbox`.
+    static func results(database: String, inbox: String) throws -> [String: SQLiteRow] {
         let db = try SQLiteConnection(path: database)
         var out: [String: SQLiteRow] = [:]
         for row in try db.query("SELECT * FROM results") { out[String(row.string("path")!.dropFirst(inbox.count + 1))] = row }
