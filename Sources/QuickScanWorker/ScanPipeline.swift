@@ -204,11 +204,14 @@ public final class ScanPipeline: @unchecked Sendable {
             for e in errors { logger.warning("\(e)") }
             entriesSeen += entries.count
             if needSeen { seen.reserveCapacity(seen.count + entries.count) }
-            for entry in entries {
+            for (index, entry) in entries.enumerated() {
                 if needSeen { seen.insert(entry.path) }
                 if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
                 if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
                 if config.settleSeconds == 0 {
+                    // Room for the rest at once: growing by doubling held two copies of a
+                    // 100,000-file list at the peak.
+                    if stable.count == stable.capacity { stable.reserveCapacity(stable.count + entries.count - index) }
                     stable.append(entry)
                 } else if let s = settling[entry.path], s.identity == entry.stat.identity {
                     if now - s.since >= config.settleSeconds { stable.append(entry) }
@@ -223,9 +226,7 @@ public final class ScanPipeline: @unchecked Sendable {
         }
         changed.removeAll()
         if firstPoll && once { onlyPaths = seen }
-        for start in stride(from: 0, to: stable.count, by: 5000) {
-            try await take(Array(stable[start..<min(start + 5000, stable.count)]))
-        }
+        try await take(&stable)
         return entriesSeen
     }
 
@@ -236,70 +237,135 @@ public final class ScanPipeline: @unchecked Sendable {
         changed.insert(path)
     }
 
-    /// Records stable files (one transaction) and decides at once those that cannot be scanned.
-    private func take(_ entries: [InboxEntry]) async throws {
+    /// Files hashed per batch; one batch is hashed while the one before it is recorded.
+    static let ingestBatch = 10_000
+
+    /// Takes stable files. Those that cannot be scanned are recorded decided at once; the rest
+    /// are hashed in batches and recorded already `hashed`, each batch hashed while the one
+    /// before it is written (hashing has no persisted in-progress state: after a crash the
+    /// file is simply found and hashed again). `entries` is left holding the files hashed.
+    private func take(_ entries: inout [InboxEntry]) async throws {
+        var unscannable: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)] = []
+        known.reserveCapacity(known.count + entries.count)
         for entry in entries {
             settling[entry.path] = nil
             known[entry.path] = entry.stat.identity
+            if let (reason, error) = unscannableReason(entry, log: true) {
+                unscannable.append((entry.path, entry.inbox, entry.stat.identity, reason, error))
+            }
         }
-        let ids = try await store.insertDiscovered(entries.map { ($0.path, $0.inbox, $0.stat.identity) })
-        for (index, id) in ids.sorted(by: { $0.key < $1.key }) {
-            let entry = entries[index]
-            if !entry.hasValidName {
-                logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"])
-                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "file name is not valid UTF-8: rename the file to have it scanned")
-                continue
+        // In place: a 100,000-file inbox is not copied.
+        if !unscannable.isEmpty { entries.removeAll { unscannableReason($0) != nil } }
+        let toHash = entries
+        try await store.recordNotScanned(unscannable)
+        let batches = stride(from: 0, to: toHash.count, by: Self.ingestBatch).map { $0..<min($0 + Self.ingestBatch, toHash.count) }
+        guard let first = batches.first else { return }
+        var hashing = startHashing(toHash[first].map(\.path))
+        for (index, batch) in batches.enumerated() {
+            let digests = try await hashing.value
+            if index + 1 < batches.count { hashing = startHashing(toHash[batches[index + 1]].map(\.path)) }
+            try await record(toHash[batch], digests)
+        }
+    }
+
+    /// Why a stable entry cannot be scanned, before reading it (nil: hash it).
+    private func unscannableReason(_ entry: InboxEntry, log: Bool = false) -> (NotScannedReason, String)? {
+        if !entry.hasValidName {
+            if log { logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"]) }
+            return (.unreadable, "file name is not valid UTF-8: rename the file to have it scanned")
+        }
+        switch entry.stat.kind {
+        case .symlink:
+            return (.unreadable, "symbolic link: not followed")
+        case .other:
+            return (.unreadable, "not a regular file")
+        default:
+            if entry.stat.identity.size > config.maxFileBytes {
+                return (.tooLarge, "\(entry.stat.identity.size) bytes, over max_file_bytes \(config.maxFileBytes)")
             }
-            switch entry.stat.kind {
-            case .symlink:
-                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
-            case .other:
-                try await store.decide(id, outcome: .notScanned, reason: .unreadable, error: "not a regular file")
-            default:
-                if entry.stat.identity.size > config.maxFileBytes {
-                    try await store.decide(id, outcome: .notScanned, reason: .tooLarge,
-                                           error: "\(entry.stat.identity.size) bytes, over max_file_bytes \(config.maxFileBytes)")
-                }
-            }
+            return nil
         }
     }
 
     // MARK: hasher
 
+    /// One file read by the hasher: its digest and its `stat` taken right after.
+    typealias HashResult = (digest: Result<FileDigest, FileHashError>, after: FileStat?)
+
+    /// Hashes `paths` on the hashing threads (one hop for the whole batch: per-file hops cost
+    /// more than hashing a small file), then stats each file again there, off the recording path.
+    private func startHashing(_ paths: [String]) -> Task<[HashResult], any Error> {
+        let (threads, hooks, pool) = (max(1, config.hashThreads), self.hooks, hashPool)
+        return Task {
+            try await pool.runIfActive {
+                let digests = ParallelHasher.hash(paths: paths, threads: threads, followSymlinks: false,
+                                                  before: hooks.beforeHash, after: hooks.afterHash)
+                return zip(paths, digests).map { path, digest in
+                    if case .success = digest { return (digest, FileStat.of(path)) }
+                    return (digest, nil)
+                }
+            }
+        }
+    }
+
+    enum HashOutcome {
+        case hashed(sha256: String)
+        /// The file changed while it was read: the watcher takes its new version.
+        case changed
+        case notScanned(NotScannedReason, String)
+    }
+
+    /// What one hashing result means for the file version that was read.
+    func classify(identity: FileIdentity, _ result: HashResult) -> HashOutcome {
+        switch result.digest {
+        case .success(let digest):
+            // The stat after hashing: a file that changed while hashed goes back to discovery.
+            guard let now = result.after else { return .notScanned(.vanished, "vanished while being hashed") }
+            if now.identity != identity || digest.size != identity.size { return .changed }
+            return .hashed(sha256: digest.sha256)
+        case .failure(let error):
+            if error.errno == ENOENT { return .notScanned(.vanished, "vanished before it was hashed") }
+            if error.errno == ELOOP { return .notScanned(.unreadable, "symbolic link: not followed") }
+            return .notScanned(.unreadable, error.description)
+        }
+    }
+
+    /// Records one hashed batch of newly taken files.
+    private func record(_ batch: ArraySlice<InboxEntry>, _ digests: [HashResult]) async throws {
+        var hashed: [(path: String, inbox: String, identity: FileIdentity, sha256: String)] = []
+        hashed.reserveCapacity(batch.count)
+        var unscannable: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)] = []
+        for (entry, result) in zip(batch, digests) {
+            switch classify(identity: entry.stat.identity, result) {
+            case .hashed(let sha256):
+                hashed.append((entry.path, entry.inbox, entry.stat.identity, sha256))
+            case .changed:
+                forgetVersion(entry.path)
+            case .notScanned(let reason, let error):
+                unscannable.append((entry.path, entry.inbox, entry.stat.identity, reason, error))
+            }
+        }
+        try await store.recordHashed(hashed)
+        try await store.recordNotScanned(unscannable)
+        CrashPoint.reach("hashed")
+    }
+
+    /// Files recorded `discovered` and not hashed (a database written by an earlier version):
+    /// hashed and moved on.
     func hashDiscovered() async throws {
         let files = try await store.files(in: [.discovered], limit: 5000)
         guard !files.isEmpty else { return }
-        // One hop to the hashing pool for the whole batch: per-file hops cost more than
-        // hashing a small file.
-        let paths = files.map(\.path)
-        let (threads, hooks) = (max(1, config.hashThreads), self.hooks)
-        let digests = try await hashPool.runIfActive {
-            ParallelHasher.hash(paths: paths, threads: threads, followSymlinks: false, before: hooks.beforeHash, after: hooks.afterHash)
-        }
-        let results = Array(zip(files, digests))
+        let digests = try await startHashing(files.map(\.path)).value
         var hashed: [(id: Int64, sha256: String, size: Int64)] = []
-        for (file, result) in results {
-            switch result {
-            case .success(let digest):
-                // Re-stat: a file that changed while hashed goes back to discovery.
-                guard let now = FileStat.of(file.path) else {
-                    try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished while being hashed")
-                    continue
-                }
-                if now.identity != file.identity || digest.size != file.identity.size {
-                    try await store.supersede(file.id, detail: "changed while being hashed")
-                    forgetVersion(file.path)
-                    continue
-                }
-                hashed.append((file.id, digest.sha256, digest.size))
-            case .failure(let error):
-                if error.errno == ENOENT {
-                    try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before it was hashed")
-                } else if error.errno == ELOOP {
-                    try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: "symbolic link: not followed")
-                } else {
-                    try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: error.description)
-                }
+        for (file, result) in zip(files, digests) {
+            switch classify(identity: file.identity, result) {
+            case .hashed(let sha256):
+                hashed.append((file.id, sha256, file.identity.size))
+            case .changed:
+                try await store.supersede(file.id, detail: "changed while being hashed")
+                forgetVersion(file.path)
+            case .notScanned(let reason, let error):
+                try await store.decide(file.id, outcome: .notScanned, reason: reason, error: error)
             }
         }
         try await store.markHashed(hashed)

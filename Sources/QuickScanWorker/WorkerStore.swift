@@ -140,6 +140,11 @@ public actor WorkerStore {
     public init(path: String) throws {
         let db = try SQLiteConnection(path: path)
         try Self.migrations.migrate(db)
+        // 8 MB of page cache instead of SQLite's 2 MB: recording a batch of 10,000 new files
+        // updates random-key indexes (paths, sha256s), and with 2 MB pages were spilled and
+        // re-read within each transaction (about +8 % files/s and +5 MB peak RSS measured with
+        // scripts/bench/run --only ingest).
+        try db.execute("PRAGMA cache_size = -8000")
         self.db = db
         self.path = path
     }
@@ -195,18 +200,63 @@ public actor WorkerStore {
     /// index (versions already known are skipped).
     public func insertDiscovered(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
         guard !entries.isEmpty else { return [:] }
+        return try db.transaction { try insertDiscoveredInTransaction(entries) }
+    }
+
+    private func insertDiscoveredInTransaction(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
+        let now = Self.now()
+        var ids: [Int: Int64] = [:]
+        for (index, entry) in entries.enumerated() {
+            let changed = try db.run("""
+                INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
+                """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs, runID, now, now])
+            guard changed == 1 else { continue }
+            let id = db.lastInsertRowID
+            ids[index] = id
+            try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: entry.path)
+        }
+        return ids
+    }
+
+    /// Records many file versions hashed before their first record (the watcher's path: local
+    /// work has no persisted in-progress state, so a crash before this commit means hashing
+    /// again). One transaction: each sample row (one per sha256) if new, the file row already
+    /// `hashed`, and its event. Returns the new ids by input index (known versions are skipped).
+    public func recordHashed(_ entries: [(path: String, inbox: String, identity: FileIdentity, sha256: String)]) throws -> [Int: Int64] {
+        guard !entries.isEmpty else { return [:] }
         return try db.transaction {
             let now = Self.now()
             var ids: [Int: Int64] = [:]
+            ids.reserveCapacity(entries.count)
             for (index, entry) in entries.enumerated() {
+                try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [entry.sha256, entry.identity.size])
                 let changed = try db.run("""
-                    INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
-                    """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs, runID, now, now])
+                    INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, 'hashed', ?, ?, ?, ?)
+                    """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs,
+                          entry.sha256, runID, now, now])
                 guard changed == 1 else { continue }
                 let id = db.lastInsertRowID
                 ids[index] = id
-                try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: entry.path)
+                try event("file", String(id), from: nil, to: FileState.hashed.rawValue, detail: entry.sha256)
+            }
+            return ids
+        }
+    }
+
+    /// Records file versions that cannot be scanned (a symbolic link, an unreadable or vanished
+    /// file, one too large) and decides them, in one transaction: no crash leaves such a file
+    /// `discovered` for the hasher. Returns the ids by input index (known versions are skipped).
+    @discardableResult
+    public func recordNotScanned(_ entries: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)]) throws -> [Int: Int64] {
+        guard !entries.isEmpty else { return [:] }
+        return try db.transaction {
+            let ids = try insertDiscoveredInTransaction(entries.map { ($0.path, $0.inbox, $0.identity) })
+            for (index, id) in ids {
+                let entry = entries[index]
+                try decideInTransaction(id, from: [.discovered], outcome: .notScanned, reason: entry.reason, verdict: nil,
+                                        error: entry.error, scanID: nil, scannedAt: nil, cached: false)
             }
             return ids
         }

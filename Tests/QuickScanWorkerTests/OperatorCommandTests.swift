@@ -138,7 +138,7 @@ struct OperatorCommandTests {
         let events = try objects(byPath.stdout)
         #expect(events.map { $0["event_id"] as? Int } == events.map { $0["event_id"] as? Int }.sorted { ($0 ?? 0) < ($1 ?? 0) })
         #expect(Set(events.compactMap { $0["id"] as? String }).count == 2)
-        #expect(events.first?["to"] as? String == "discovered")
+        #expect(events.first?["to"] as? String == "hashed")
         #expect(events.first?["from"] is NSNull)
         #expect(events.allSatisfy { ($0["time"] as? String)?.hasSuffix("Z") == true })
 

@@ -131,6 +131,38 @@ struct PipelineTests {
         }
     }
 
+    /// A database from before files were recorded already hashed can hold `discovered` rows
+    /// (or a crash between recording and deciding an unscannable file could): they are hashed
+    /// and scanned, and one whose file changed since is superseded by its new version.
+    @Test func filesLeftDiscoveredAreHashedAndScanned() async throws {
+        let ws = try Workspace()
+        let kept = try ws.put("kept.txt", Array("kept".utf8))
+        let changed = try ws.put("changed.com", Array("before".utf8))
+        do {
+            let store = try WorkerStore(path: ws.database)
+            _ = try await store.beginRun(mode: "once")
+            let entries = try [kept, changed].map { path in
+                (path: path, inbox: ws.inbox, identity: try #require(FileStat.of(path)).identity)
+            }
+            #expect(try await store.insertDiscovered(entries).count == 2)
+            try await store.finishRun(exitCode: 4)
+        }
+        try ws.put("changed.com", Array(SampleContent.eicar.utf8))
+        try await withEmulator { emulator in
+            let summary = try await ws.runOnce(emulator)
+            #expect(summary.exitCode == 1)
+            #expect(summary.pending == 0)
+        }
+        let results = try ws.results()
+        #expect(results["kept.txt"]?.string("outcome") == "clean")
+        #expect(results["changed.com"]?.string("outcome") == "threat")
+        let db = try SQLiteConnection(path: ws.database)
+        let steps = try db.query("SELECT from_state, to_state FROM events WHERE entity = 'file' AND entity_id = '1' ORDER BY id")
+            .map { "\($0.string("from_state") ?? "")>\($0.string("to_state") ?? "")" }
+        #expect(steps.prefix(2) == [">discovered", "discovered>hashed"])
+        #expect(try db.queryOne("SELECT state FROM files WHERE id = 2")?.string("state") == "superseded")
+    }
+
     @Test func aFreshVerdictIsReusedWithoutUploadOrScan() async throws {
         let ws = try Workspace()
         try await withEmulator { emulator in

@@ -251,20 +251,21 @@ struct ResultsReaderTests {
         #expect(events.allSatisfy { $0.entity == "file" && $0.path == path })
         let versions = Set(events.map(\.entityID))
         #expect(versions.count == 2, "two versions were found at that path")
-        #expect(events.first?.from == nil && events.first?.to == "discovered")
-        #expect(events.filter { $0.to == "discovered" }.count == 2)
+        // A version's first record is `hashed`: discovery and hashing are not persisted.
+        #expect(events.first?.from == nil && events.first?.to == "hashed")
+        #expect(events.filter { $0.from == nil }.count == 2)
         #expect(events.filter { $0.to == "disposed" }.count == 2)
         #expect(events.last?.to == "disposed")
         for version in versions {
             let steps = events.filter { $0.entityID == version }.map(\.to)
-            #expect(steps.first == "discovered")
+            #expect(steps.first == "hashed")
             #expect(steps.last == "disposed")
         }
         // Where the first version was filed to finds it as well.
         let filedTo = try #require(try await fixture.read { try $0.results(ResultsFilter(pathGlob: path)) }.first?.disposedTo)
         let filed = try await fixture.read { try $0.history(pathOrSHA256: filedTo) }
         #expect(Set(filed.map(\.entityID)).count == 1)
-        #expect(filed.first?.to == "discovered")
+        #expect(filed.first?.to == "hashed")
         #expect(try await fixture.read { try $0.history(pathOrSHA256: fixture.inbox + "/nothing.txt") }.isEmpty)
     }
 
