@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Hashing
 
@@ -40,4 +41,54 @@ import Testing
             "\(error)".contains("/nonexistent/quickscan-test")
         }
     }
+
+    /// Every result handed back is released with the array: `ParallelMap` once deallocated its
+    /// slots without deinitializing them, which leaked each digest's hex string (heaptrack:
+    /// 11.6 MB over 100,000 files).
+    @Test func parallelMapReleasesEveryResult() {
+        let live = LiveCount()
+        do {
+            let results = ParallelMap.map(count: 1000, threads: 4, makeWorker: { () }) { _, index in Tracked(live, index) }
+            #expect(results.map(\.index) == Array(0..<1000))
+            #expect(live.value == 1000)
+        }
+        #expect(live.value == 0)
+    }
+
+    @Test func parallelHashKeepsInputOrderAndReportsEachFailure() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quickscan-parallel-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var paths: [String] = []
+        for i in 0..<300 {
+            let path = "\(dir)/f\(i)"
+            if i % 50 != 7 { FileManager.default.createFile(atPath: path, contents: Data("file \(i)".utf8)) }
+            paths.append(path)
+        }
+        let results = ParallelHasher.hash(paths: paths, threads: 3)
+        #expect(results.count == 300)
+        for (i, result) in results.enumerated() {
+            switch result {
+            case .success(let digest): #expect(i % 50 != 7 && digest.sha256 == SHA256Hasher.hash(Array("file \(i)".utf8)))
+            case .failure(let error): #expect(i % 50 == 7 && error.errno == ENOENT)
+            }
+        }
+    }
+}
+
+private final class LiveCount: Sendable {
+    private let count = Mutex(0)
+    var value: Int { count.withLock { $0 } }
+    func add(_ delta: Int) { count.withLock { $0 += delta } }
+}
+
+private final class Tracked: Sendable {
+    let live: LiveCount
+    let index: Int
+    init(_ live: LiveCount, _ index: Int) {
+        self.live = live
+        self.index = index
+        live.add(1)
+    }
+    deinit { live.add(-1) }
 }
