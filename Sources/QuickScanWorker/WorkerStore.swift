@@ -229,8 +229,13 @@ public actor WorkerStore {
             let now = Self.now()
             var ids: [Int: Int64] = [:]
             ids.reserveCapacity(entries.count)
-            for (index, entry) in entries.enumerated() {
+            // In key order: the sample and path indexes are random-keyed, and sorted inserts
+            // touch each index page once per batch instead of at random.
+            for entry in entries.sorted(by: { $0.sha256 < $1.sha256 }) {
                 try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [entry.sha256, entry.identity.size])
+            }
+            for index in entries.indices.sorted(by: { entries[$0].path < entries[$1].path }) {
+                let entry = entries[index]
                 let changed = try db.run("""
                     INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at)
                     VALUES (?, ?, ?, ?, ?, ?, 'hashed', ?, ?, ?, ?)
