@@ -223,6 +223,7 @@ public actor WorkerStore {
     /// work has no persisted in-progress state, so a crash before this commit means hashing
     /// again). One transaction: each sample row (one per sha256) if new, the file row already
     /// `hashed`, and its event. Returns the new ids by input index (known versions are skipped).
+    @discardableResult
     public func recordHashed(_ entries: [(path: String, inbox: String, identity: FileIdentity, sha256: String)]) throws -> [Int: Int64] {
         guard !entries.isEmpty else { return [:] }
         return try db.transaction {
