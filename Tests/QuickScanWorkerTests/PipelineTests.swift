@@ -163,6 +163,41 @@ struct PipelineTests {
         #expect(try db.queryOne("SELECT state FROM files WHERE id = 2")?.string("state") == "superseded")
     }
 
+    /// A watcher stopped while it takes a large inbox stops between batches: the batch
+    /// recorded stays recorded, nothing else is, and the next run takes the rest.
+    @Test func aStopWhileTakingALargeInboxEndsBetweenBatches() async throws {
+        let ws = try Workspace()
+        let total = ScanPipeline.ingestBatch + 50
+        for i in 0..<total { try ws.put("d\(i % 10)/f\(i)", Array("file \(i)".utf8)) }
+        try await withEmulator { emulator in
+            let store = try WorkerStore(path: ws.database)
+            let client = try HTTPFalconClient(configuration: FalconClientConfiguration(
+                credentials: FalconCredentials(clientID: "id", clientSecret: "secret"), baseURL: emulator.baseURL))
+            var logger = Logger(label: "test")
+            logger.logLevel = .warning
+            let pipeline = ScanPipeline(config: ws.config(), store: store, client: client, logger: logger)
+            let hashed = LockedCounter()
+            let watcher = LockedTask()
+            // The second batch is hashed while the first is recorded: stop the watcher then.
+            pipeline.hooks.beforeHash = { _ in
+                if hashed.increment() == ScanPipeline.ingestBatch + 1 { watcher.cancel() }
+            }
+            let task = Task { try await pipeline.runForever() }
+            watcher.set(task)
+            let ended = await task.result
+            #expect(throws: CancellationError.self) { try ended.get() }
+            let recorded = try await store.stateCounts().values.reduce(0, +)
+            #expect(recorded == ScanPipeline.ingestBatch)
+            #expect(emulator.stats.uploads == 0)
+            // The next run takes the rest, and only the rest.
+            let next = ScanPipeline(config: ws.config(), store: store, client: client, logger: logger)
+            #expect(try await next.ingestOnly() == total)
+            let versions = try await store.stateCounts()
+            #expect(versions == ["hashed": total])
+            await client.shutdown()
+        }
+    }
+
     @Test func aFreshVerdictIsReusedWithoutUploadOrScan() async throws {
         let ws = try Workspace()
         try await withEmulator { emulator in
@@ -225,5 +260,36 @@ struct PipelineTests {
             #expect(ws.contents(ws.dir.path + "/quarantine/doc.txt") == Array(SampleContent.eicar.utf8))
             #expect(!FileManager.default.fileExists(atPath: ws.dir.path + "/clean/doc.txt"))
         }
+    }
+}
+
+/// A counter the hashing threads can bump.
+final class LockedCounter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func increment() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
+}
+
+/// A task handle set after the task starts and cancelled from another thread.
+final class LockedTask: @unchecked Sendable {
+    private var task: Task<Void, any Error>?
+    private var cancelled = false
+    private let lock = NSLock()
+    func set(_ task: Task<Void, any Error>) {
+        lock.lock()
+        defer { lock.unlock() }
+        self.task = task
+        if cancelled { task.cancel() }
+    }
+    func cancel() {
+        lock.lock()
+        defer { lock.unlock() }
+        cancelled = true
+        task?.cancel()
     }
 }
