@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 
 #if canImport(Glibc)
 import Glibc
@@ -61,44 +62,78 @@ public struct InboxEntry: Sendable {
 
 /// Walks inboxes with readdir + lstat: symlinks are never followed, hidden and partial files
 /// are skipped unless an include glob names them, and folders are entered when recursive.
+/// The folders of one depth are read on `threads` threads; the order of the result does not
+/// depend on the thread count.
 public struct DirectoryWalker: Sendable {
-    public init() {}
+    public let threads: Int
 
-    /// Every non-directory entry under `inbox` that passes its globs; unreadable folders are reported.
-    public func walk(_ inbox: InboxConfiguration, excludingDirectories skip: Set<String> = []) -> (entries: [InboxEntry], errors: [String]) {
-        var entries: [InboxEntry] = []
+    public init(threads: Int = 1) {
+        self.threads = max(1, threads)
+    }
+
+    /// Hands `visit` every non-directory entry under `inbox` that passes its globs, one depth
+    /// of folders at a time (so a large inbox is never held whole); returns the folders that
+    /// could not be read.
+    public func walk(_ inbox: InboxConfiguration, excludingDirectories skip: Set<String> = [],
+                     visit: ([InboxEntry]) throws -> Void) rethrows -> [String] {
         var errors: [String] = []
-        var pending = [inbox.path]
         var root = inbox.path
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
-        while let dir = pending.popLast() {
-            guard let handle = opendir(dir) else {
-                errors.append("cannot read folder \(dir): \(String(cString: strerror(errno)))")
+        var level = [inbox.path]
+        while !level.isEmpty {
+            let folders = level
+            let read = ParallelMap.map(count: folders.count, threads: min(threads, folders.count), makeWorker: {}) { [root] _, index in
+                Self.read(folder: folders[index], root: root, inbox: inbox, skip: skip)
+            }
+            level = []
+            var entries: [InboxEntry] = []
+            entries.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
+            for folder in read {
+                entries.append(contentsOf: folder.entries)
+                level.append(contentsOf: folder.folders)
+                if let error = folder.error { errors.append(error) }
+            }
+            try visit(entries)
+        }
+        return errors
+    }
+
+    /// Every entry `walk` visits, in one array (tests and small inboxes).
+    public func walk(_ inbox: InboxConfiguration, excludingDirectories skip: Set<String> = []) -> (entries: [InboxEntry], errors: [String]) {
+        var all: [InboxEntry] = []
+        let errors = walk(inbox, excludingDirectories: skip) { all.append(contentsOf: $0) }
+        return (all, errors)
+    }
+
+    /// One folder's accepted entries and the subfolders to enter.
+    static func read(folder dir: String, root: String, inbox: InboxConfiguration, skip: Set<String>) -> (entries: [InboxEntry], folders: [String], error: String?) {
+        guard let handle = opendir(dir) else {
+            return ([], [], "cannot read folder \(dir): \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(handle) }
+        var entries: [InboxEntry] = []
+        var folders: [String] = []
+        while let ent = readdir(handle) {
+            let (name, valid) = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { raw -> (String, Bool) in
+                    if let name = String(validatingCString: raw) { return (name, true) }
+                    return (String(cString: raw), false)
+                }
+            }
+            if name == "." || name == ".." { continue }
+            let path = dir == "/" ? "/" + name : dir + "/" + name
+            let found = withUnsafePointer(to: ent.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { FileStat.of(directory: handle, name: $0) }
+            }
+            guard let st = found else { continue }  // vanished between readdir and stat
+            if st.kind == .directory {
+                if inbox.recursive, valid, !skip.contains(path), !isDefaultIgnored(name) { folders.append(path) }
                 continue
             }
-            defer { closedir(handle) }
-            while let ent = readdir(handle) {
-                let (name, valid) = withUnsafePointer(to: ent.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { raw -> (String, Bool) in
-                        if let name = String(validatingCString: raw) { return (name, true) }
-                        return (String(cString: raw), false)
-                    }
-                }
-                if name == "." || name == ".." { continue }
-                let path = dir == "/" ? "/" + name : dir + "/" + name
-                let found = withUnsafePointer(to: ent.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { FileStat.of(directory: handle, name: $0) }
-                }
-                guard let st = found else { continue }  // vanished between readdir and stat
-                if st.kind == .directory {
-                    if inbox.recursive, valid, !skip.contains(path), !Self.isDefaultIgnored(name) { pending.append(path) }
-                    continue
-                }
-                guard Self.accepts(name: name, relative: String(path.dropFirst(root.count + 1)), inbox: inbox) else { continue }
-                entries.append(InboxEntry(path: path, inbox: root, stat: st, hasValidName: valid))
-            }
+            guard accepts(name: name, relative: String(path.dropFirst(root.count + 1)), inbox: inbox) else { continue }
+            entries.append(InboxEntry(path: path, inbox: root, stat: st, hasValidName: valid))
         }
-        return (entries, errors)
+        return (entries, folders, nil)
     }
 
     /// `InboxConfiguration.defaultIgnored` (`.*`, `*.part`, `*.tmp`, `*.crdownload`, `~$*`)

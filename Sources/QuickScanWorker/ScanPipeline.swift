@@ -29,7 +29,7 @@ public final class ScanPipeline: @unchecked Sendable {
     let store: WorkerStore
     let client: HTTPFalconClient
     let logger: Logger
-    let walker = DirectoryWalker()
+    let walker: DirectoryWalker
     /// One thread that hosts each hashing batch (`ParallelHasher` on `hash_threads` threads), so
     /// blocking reads never occupy Swift's cooperative pool.
     let hashPool: NIOThreadPool
@@ -60,6 +60,7 @@ public final class ScanPipeline: @unchecked Sendable {
         self.store = store
         self.client = client
         self.logger = logger
+        self.walker = DirectoryWalker(threads: config.hashThreads)
         self.hashPool = NIOThreadPool(numberOfThreads: 1)
         hashPool.start()
     }
@@ -197,28 +198,29 @@ public final class ScanPipeline: @unchecked Sendable {
                 logger.error("inbox \(problem)", metadata: ["inbox.path": "\(inbox.path)"])
                 continue
             }
-            let (entries, errors) = walker.walk(inbox, excludingDirectories: skip)
+            let errors = walker.walk(inbox, excludingDirectories: skip) { entries in
+                entriesSeen += entries.count
+                if needSeen { seen.reserveCapacity(seen.count + entries.count) }
+                for (index, entry) in entries.enumerated() {
+                    if needSeen { seen.insert(entry.path) }
+                    if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
+                    if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
+                    if config.settleSeconds == 0 {
+                        // Room for the rest at once: growing by doubling held two copies of a
+                        // 100,000-file list at the peak.
+                        if stable.count == stable.capacity { stable.reserveCapacity(stable.count + entries.count - index) }
+                        stable.append(entry)
+                    } else if let s = settling[entry.path], s.identity == entry.stat.identity {
+                        if now - s.since >= config.settleSeconds { stable.append(entry) }
+                    } else {
+                        settling[entry.path] = (entry.stat.identity, now, entry.inbox)
+                    }
+                }
+            }
             if once && firstPoll, let rootError = errors.first(where: { $0.hasPrefix("cannot read folder \(inbox.path):") }) {
                 throw ConfigurationError("inbox \(rootError.dropFirst("cannot read folder ".count))")
             }
             for e in errors { logger.warning("\(e)") }
-            entriesSeen += entries.count
-            if needSeen { seen.reserveCapacity(seen.count + entries.count) }
-            for (index, entry) in entries.enumerated() {
-                if needSeen { seen.insert(entry.path) }
-                if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
-                if known[entry.path] == entry.stat.identity { continue }  // idle poll: a stat, nothing else
-                if config.settleSeconds == 0 {
-                    // Room for the rest at once: growing by doubling held two copies of a
-                    // 100,000-file list at the peak.
-                    if stable.count == stable.capacity { stable.reserveCapacity(stable.count + entries.count - index) }
-                    stable.append(entry)
-                } else if let s = settling[entry.path], s.identity == entry.stat.identity {
-                    if now - s.since >= config.settleSeconds { stable.append(entry) }
-                } else {
-                    settling[entry.path] = (entry.stat.identity, now, entry.inbox)
-                }
-            }
         }
         // Forget files that vanished while settling.
         if needSeen && !settling.isEmpty {
