@@ -71,11 +71,12 @@ public struct DirectoryWalker: Sendable {
         self.threads = max(1, threads)
     }
 
-    /// Hands `visit` every non-directory entry under `inbox` that passes its globs, one depth
-    /// of folders at a time (so a large inbox is never held whole); returns the folders that
-    /// could not be read.
+    /// Hands `visit` every non-directory entry under `inbox` that passes its globs, one folder
+    /// at a time, with the number of entries of that depth not visited yet (this folder's
+    /// included; a hint for reserving room). Folders of one depth are read together, so a
+    /// large inbox is never held whole. Returns the folders that could not be read.
     public func walk(_ inbox: InboxConfiguration, excludingDirectories skip: Set<String> = [],
-                     visit: ([InboxEntry]) throws -> Void) rethrows -> [String] {
+                     visit: (_ entries: [InboxEntry], _ remainingAtThisDepth: Int) throws -> Void) rethrows -> [String] {
         var errors: [String] = []
         var root = inbox.path
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
@@ -86,14 +87,13 @@ public struct DirectoryWalker: Sendable {
                 Self.read(folder: folders[index], root: root, inbox: inbox, skip: skip)
             }
             level = []
-            var entries: [InboxEntry] = []
-            entries.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
+            var remaining = read.reduce(0) { $0 + $1.entries.count }
             for folder in read {
-                entries.append(contentsOf: folder.entries)
                 level.append(contentsOf: folder.folders)
                 if let error = folder.error { errors.append(error) }
+                if !folder.entries.isEmpty { try visit(folder.entries, remaining) }
+                remaining -= folder.entries.count
             }
-            try visit(entries)
         }
         return errors
     }
@@ -101,7 +101,7 @@ public struct DirectoryWalker: Sendable {
     /// Every entry `walk` visits, in one array (tests and small inboxes).
     public func walk(_ inbox: InboxConfiguration, excludingDirectories skip: Set<String> = []) -> (entries: [InboxEntry], errors: [String]) {
         var all: [InboxEntry] = []
-        let errors = walk(inbox, excludingDirectories: skip) { all.append(contentsOf: $0) }
+        let errors = walk(inbox, excludingDirectories: skip) { entries, _ in all.append(contentsOf: entries) }
         return (all, errors)
     }
 

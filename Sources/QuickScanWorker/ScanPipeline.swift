@@ -198,9 +198,9 @@ public final class ScanPipeline: @unchecked Sendable {
                 logger.error("inbox \(problem)", metadata: ["inbox.path": "\(inbox.path)"])
                 continue
             }
-            let errors = walker.walk(inbox, excludingDirectories: skip) { entries in
+            let errors = walker.walk(inbox, excludingDirectories: skip) { entries, remaining in
                 entriesSeen += entries.count
-                if needSeen { seen.reserveCapacity(seen.count + entries.count) }
+                if needSeen && seen.count == seen.capacity { seen.reserveCapacity(seen.count + remaining) }
                 for (index, entry) in entries.enumerated() {
                     if needSeen { seen.insert(entry.path) }
                     if let onlyPaths, !onlyPaths.contains(entry.path) { continue }
@@ -208,7 +208,7 @@ public final class ScanPipeline: @unchecked Sendable {
                     if config.settleSeconds == 0 {
                         // Room for the rest at once: growing by doubling held two copies of a
                         // 100,000-file list at the peak.
-                        if stable.count == stable.capacity { stable.reserveCapacity(stable.count + entries.count - index) }
+                        if stable.count == stable.capacity { stable.reserveCapacity(stable.count + remaining - index) }
                         stable.append(entry)
                     } else if let s = settling[entry.path], s.identity == entry.stat.identity {
                         if now - s.since >= config.settleSeconds { stable.append(entry) }

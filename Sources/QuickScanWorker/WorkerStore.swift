@@ -183,6 +183,8 @@ public actor WorkerStore {
     /// Identities of every file version not superseded, keyed by path (the watcher's index).
     public func knownFiles() throws -> [String: FileIdentity] {
         var index: [String: FileIdentity] = [:]
+        // Sized first: growing by doubling held two tables at the peak.
+        index.reserveCapacity(Int(try db.queryOne("SELECT COUNT(*) AS n FROM files WHERE state != 'superseded'")?.int("n") ?? 0))
         // Row by row: a 100,000-file inbox must not be materialised as row objects.
         try db.forEachRow("SELECT path, inode, size, mtime_ns, ctime_ns FROM files WHERE state != 'superseded' ORDER BY id") { s in
             guard let path = s.text(at: 0) else { return }

@@ -178,9 +178,10 @@ struct PipelineTests {
             let pipeline = ScanPipeline(config: ws.config(), store: store, client: client, logger: logger)
             let hashed = LockedCounter()
             let watcher = LockedTask()
-            // The second batch is hashed while the first is recorded: stop the watcher then.
-            pipeline.hooks.beforeHash = { _ in
-                if hashed.increment() == ScanPipeline.ingestBatch + 1 { watcher.cancel() }
+            // Stop the watcher as the first batch's last file is hashed: that batch is still
+            // recorded, the next one is not.
+            pipeline.hooks.afterHash = { _ in
+                if hashed.increment() == ScanPipeline.ingestBatch { watcher.cancel() }
             }
             let task = Task { try await pipeline.runForever() }
             watcher.set(task)

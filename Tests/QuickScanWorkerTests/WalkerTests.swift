@@ -33,7 +33,7 @@ import TestSupport
         #expect(four.entries.allSatisfy { $0.inbox == dir.path + "/inbox" && $0.stat.kind == .regular })
     }
 
-    /// Each depth is handed over as it is read; an unreadable folder is reported, not fatal.
+    /// Each folder is handed over as its depth is read; an unreadable folder is reported, not fatal.
     @Test func visitsOneDepthAtATimeAndReportsAFolderItCannotRead() throws {
         let dir = try TemporaryDirectory(prefix: "quickscan-walker")
         try dir.write("inbox/one.txt", "1")
@@ -41,10 +41,13 @@ import TestSupport
         try dir.write("inbox/x/y/three.txt", "3")
         let missing = dir.path + "/inbox/gone"
         var batches: [[String]] = []
-        let errors = DirectoryWalker(threads: 2).walk(InboxConfiguration(path: dir.path + "/inbox")) { entries in
+        var hints: [Int] = []
+        let errors = DirectoryWalker(threads: 2).walk(InboxConfiguration(path: dir.path + "/inbox")) { entries, remaining in
             batches.append(entries.map { String($0.path.dropFirst(dir.path.count + 7)) })
+            hints.append(remaining)
         }
         #expect(batches == [["one.txt"], ["x/two.txt"], ["x/y/three.txt"]])
+        #expect(hints == [1, 1, 1])
         #expect(errors.isEmpty)
         let lost = DirectoryWalker(threads: 2).walk(InboxConfiguration(path: missing))
         #expect(lost.entries.isEmpty)
