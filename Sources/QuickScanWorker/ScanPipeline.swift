@@ -247,39 +247,41 @@ public final class ScanPipeline: @unchecked Sendable {
     /// before it is written (hashing has no persisted in-progress state: after a crash the
     /// file is simply found and hashed again). `entries` is left holding the files hashed.
     private func take(_ entries: inout [InboxEntry]) async throws {
-        var unscannable: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)] = []
+        var unscannable: [UnscannableFile] = []
         known.reserveCapacity(known.count + entries.count)
         for entry in entries {
             settling[entry.path] = nil
             known[entry.path] = entry.stat.identity
-            if let (reason, error) = unscannableReason(entry, log: true) {
+            if let (reason, error) = unscannableReason(entry) {
                 unscannable.append((entry.path, entry.inbox, entry.stat.identity, reason, error))
             }
         }
-        // In place: a 100,000-file inbox is not copied.
-        if !unscannable.isEmpty { entries.removeAll { unscannableReason($0) != nil } }
-        let toHash = entries
-        try await store.recordNotScanned(unscannable)
-        let batches = stride(from: 0, to: toHash.count, by: Self.ingestBatch).map { $0..<min($0 + Self.ingestBatch, toHash.count) }
+        if !unscannable.isEmpty {
+            // In place: a 100,000-file inbox is not copied.
+            let recorded = Set(unscannable.map(\.path))
+            entries.removeAll { recorded.contains($0.path) }
+            try await store.recordNotScanned(unscannable)
+        }
+        let batches = stride(from: 0, to: entries.count, by: Self.ingestBatch).map { $0..<min($0 + Self.ingestBatch, entries.count) }
         guard let first = batches.first else { return }
-        var hashing = startHashing(toHash[first].map(\.path))
+        var hashing = startHashing(entries[first].map(\.path))
         for (index, batch) in batches.enumerated() {
             // A shutdown between batches keeps what is recorded; the rest is found next run
             // (a 1,000,000-file inbox takes about 25 s to take whole).
             if index > 0 && Task.isCancelled {
-                for entry in toHash[batch.lowerBound...] { forgetVersion(entry.path) }
+                for entry in entries[batch.lowerBound...] { forgetVersion(entry.path) }
                 throw CancellationError()
             }
             let digests = try await hashing.value
-            if index + 1 < batches.count { hashing = startHashing(toHash[batches[index + 1]].map(\.path)) }
-            try await record(toHash[batch], digests)
+            if index + 1 < batches.count { hashing = startHashing(entries[batches[index + 1]].map(\.path)) }
+            try await record(entries[batch], digests)
         }
     }
 
     /// Why a stable entry cannot be scanned, before reading it (nil: hash it).
-    private func unscannableReason(_ entry: InboxEntry, log: Bool = false) -> (NotScannedReason, String)? {
+    private func unscannableReason(_ entry: InboxEntry) -> (NotScannedReason, String)? {
         if !entry.hasValidName {
-            if log { logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"]) }
+            logger.warning("file name is not valid UTF-8; left in place", metadata: ["file.path": "\(entry.path)"])
             return (.unreadable, "file name is not valid UTF-8: rename the file to have it scanned")
         }
         switch entry.stat.kind {
@@ -340,9 +342,9 @@ public final class ScanPipeline: @unchecked Sendable {
 
     /// Records one hashed batch of newly taken files.
     private func record(_ batch: ArraySlice<InboxEntry>, _ digests: [HashResult]) async throws {
-        var hashed: [(path: String, inbox: String, identity: FileIdentity, sha256: String)] = []
+        var hashed: [HashedFile] = []
         hashed.reserveCapacity(batch.count)
-        var unscannable: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)] = []
+        var unscannable: [UnscannableFile] = []
         for (entry, result) in zip(batch, digests) {
             switch classify(identity: entry.stat.identity, result) {
             case .hashed(let sha256):

@@ -76,6 +76,11 @@ public struct StaleTransition: Error, CustomStringConvertible {
     public var description: String { "\(entity) \(id) was not in state \(expected)" }
 }
 
+/// A file version hashed before its first record.
+public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String)
+/// A file version recorded as not scanned at once, with why.
+public typealias UnscannableFile = (path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)
+
 /// The SQLite store: the queue and the record. Every transition is a compare-and-set plus its
 /// event row, in one transaction. One writer: this actor.
 public actor WorkerStore {
@@ -202,72 +207,62 @@ public actor WorkerStore {
     /// index (versions already known are skipped).
     public func insertDiscovered(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
         guard !entries.isEmpty else { return [:] }
-        return try db.transaction { try insertDiscoveredInTransaction(entries) }
-    }
-
-    private func insertDiscoveredInTransaction(_ entries: [(path: String, inbox: String, identity: FileIdentity)]) throws -> [Int: Int64] {
-        let now = Self.now()
-        var ids: [Int: Int64] = [:]
-        for (index, entry) in entries.enumerated() {
-            let changed = try db.run("""
-                INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, discovered_run, discovered_at, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, 'discovered', ?, ?, ?)
-                """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs, runID, now, now])
-            guard changed == 1 else { continue }
-            let id = db.lastInsertRowID
-            ids[index] = id
-            try event("file", String(id), from: nil, to: FileState.discovered.rawValue, detail: entry.path)
+        return try db.transaction {
+            let now = Self.now()
+            var ids: [Int: Int64] = [:]
+            for (index, entry) in entries.enumerated() {
+                ids[index] = try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .discovered, sha256: nil, now: now)
+            }
+            return ids
         }
-        return ids
     }
 
     /// Records many file versions hashed before their first record (the watcher's path: local
     /// work has no persisted in-progress state, so a crash before this commit means hashing
     /// again). One transaction: each sample row (one per sha256) if new, the file row already
-    /// `hashed`, and its event. Returns the new ids by input index (known versions are skipped).
-    @discardableResult
-    public func recordHashed(_ entries: [(path: String, inbox: String, identity: FileIdentity, sha256: String)]) throws -> [Int: Int64] {
-        guard !entries.isEmpty else { return [:] }
-        return try db.transaction {
+    /// `hashed`, and its event. Versions already known are skipped.
+    public func recordHashed(_ entries: [HashedFile]) throws {
+        guard !entries.isEmpty else { return }
+        try db.transaction {
             let now = Self.now()
-            var ids: [Int: Int64] = [:]
-            ids.reserveCapacity(entries.count)
             // In key order: the sample and path indexes are random-keyed, and sorted inserts
             // touch each index page once per batch instead of at random.
             for entry in entries.sorted(by: { $0.sha256 < $1.sha256 }) {
                 try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [entry.sha256, entry.identity.size])
             }
-            for index in entries.indices.sorted(by: { entries[$0].path < entries[$1].path }) {
-                let entry = entries[index]
-                let changed = try db.run("""
-                    INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, 'hashed', ?, ?, ?, ?)
-                    """, [entry.path, entry.inbox, entry.identity.inode, entry.identity.size, entry.identity.mtimeNs, entry.identity.ctimeNs,
-                          entry.sha256, runID, now, now])
-                guard changed == 1 else { continue }
-                let id = db.lastInsertRowID
-                ids[index] = id
-                try event("file", String(id), from: nil, to: FileState.hashed.rawValue, detail: entry.sha256)
+            for entry in entries.sorted(by: { $0.path < $1.path }) {
+                try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .hashed, sha256: entry.sha256, now: now)
             }
-            return ids
         }
     }
 
     /// Records file versions that cannot be scanned (a symbolic link, an unreadable or vanished
     /// file, one too large) and decides them, in one transaction: no crash leaves such a file
-    /// `discovered` for the hasher. Returns the ids by input index (known versions are skipped).
-    @discardableResult
-    public func recordNotScanned(_ entries: [(path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)]) throws -> [Int: Int64] {
-        guard !entries.isEmpty else { return [:] }
-        return try db.transaction {
-            let ids = try insertDiscoveredInTransaction(entries.map { ($0.path, $0.inbox, $0.identity) })
-            for (index, id) in ids {
-                let entry = entries[index]
+    /// `discovered` for the hasher. Versions already known are skipped.
+    public func recordNotScanned(_ entries: [UnscannableFile]) throws {
+        guard !entries.isEmpty else { return }
+        try db.transaction {
+            let now = Self.now()
+            for entry in entries {
+                guard let id = try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .discovered, sha256: nil, now: now) else { continue }
                 try decideInTransaction(id, from: [.discovered], outcome: .notScanned, reason: entry.reason, verdict: nil,
                                         error: entry.error, scanID: nil, scannedAt: nil, cached: false)
             }
-            return ids
         }
+    }
+
+    /// Inserts one file version in its first state, with its event; nil when the version is
+    /// already recorded.
+    @discardableResult
+    private func insertFile(_ path: String, inbox: String, identity: FileIdentity, state: FileState, sha256: String?, now: Double) throws -> Int64? {
+        let changed = try db.run("""
+            INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [path, inbox, identity.inode, identity.size, identity.mtimeNs, identity.ctimeNs, state.rawValue, sha256, runID, now, now])
+        guard changed == 1 else { return nil }
+        let id = db.lastInsertRowID
+        try event("file", String(id), from: nil, to: state.rawValue, detail: sha256 ?? path)
+        return id
     }
 
     /// discovered → hashed for many files in one transaction; creates each sample row (one per

@@ -2,6 +2,7 @@ import FalconAPI
 import FalconEmulator
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import QuickScanWorker
 import SQLiteKit
 import Testing
@@ -84,10 +85,10 @@ struct BadInputTests {
     func changesWhileHashed(change: String) async throws {
         let ws = try Workspace()
         let path = try ws.put("moving.txt", Array("original content".utf8))
-        let done = ManagedFlag()
+        let done = NIOLockedValueBox(false)
         var hooks = PipelineHooks()
         hooks.afterHash = { p in
-            guard p == path, done.setOnce() else { return }
+            guard p == path, done.withLockedValue({ done in defer { done = true }; return !done }) else { return }
             switch change {
             case "grows":
                 let h = FileHandle(forWritingAtPath: p)!
@@ -259,19 +260,6 @@ struct BadInputTests {
         let result = try await runProcess(quickscanExecutable(), ["run", "--once", "--emulator", "--config", "/nonexistent/quickscan.json"])
         #expect(result.status == 3)
         #expect(result.stderr.contains("cannot read config file /nonexistent/quickscan.json"))
-    }
-}
-
-/// A flag that is set once across threads.
-final class ManagedFlag: @unchecked Sendable {
-    private var value = false
-    private let lock = NSLock()
-    func setOnce() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if value { return false }
-        value = true
-        return true
     }
 }
 

@@ -3,6 +3,7 @@ import FalconEmulator
 import Foundation
 import Hashing
 import Logging
+import NIOConcurrencyHelpers
 import QuickScanWorker
 import SQLiteKit
 import Testing
@@ -40,16 +41,21 @@ struct Workspace {
         try dir.write("inbox/" + relative, bytes)
     }
 
-    /// Runs the pipeline once against `emulator`.
-    func runOnce(_ emulator: FalconEmulator, _ configure: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> RunSummary {
-        let config = config(configure)
+    /// The worker over this workspace's store, talking to `emulator`.
+    func pipeline(_ emulator: FalconEmulator, _ configure: (inout WorkerConfiguration) -> Void = { _ in }) throws
+        -> (pipeline: ScanPipeline, store: WorkerStore, client: HTTPFalconClient) {
         let store = try WorkerStore(path: database)
-        _ = try await store.beginRun(mode: "once")
         let client = try HTTPFalconClient(configuration: FalconClientConfiguration(
             credentials: FalconCredentials(clientID: "id", clientSecret: "secret"), baseURL: emulator.baseURL, retry: RetryPolicy(maxAttempts: 3, deadline: 30)))
         var logger = Logger(label: "test")
         logger.logLevel = .warning
-        let pipeline = ScanPipeline(config: config, store: store, client: client, logger: logger)
+        return (ScanPipeline(config: config(configure), store: store, client: client, logger: logger), store, client)
+    }
+
+    /// Runs the pipeline once against `emulator`.
+    func runOnce(_ emulator: FalconEmulator, _ configure: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> RunSummary {
+        let (pipeline, store, client) = try pipeline(emulator, configure)
+        _ = try await store.beginRun(mode: "once")
         do {
             let summary = try await pipeline.runOnce(deadline: Date().timeIntervalSince1970 + 60)
             try await store.finishRun(exitCode: summary.exitCode)
@@ -170,28 +176,24 @@ struct PipelineTests {
         let total = ScanPipeline.ingestBatch + 50
         for i in 0..<total { try ws.put("d\(i % 10)/f\(i)", Array("file \(i)".utf8)) }
         try await withEmulator { emulator in
-            let store = try WorkerStore(path: ws.database)
-            let client = try HTTPFalconClient(configuration: FalconClientConfiguration(
-                credentials: FalconCredentials(clientID: "id", clientSecret: "secret"), baseURL: emulator.baseURL))
-            var logger = Logger(label: "test")
-            logger.logLevel = .warning
-            let pipeline = ScanPipeline(config: ws.config(), store: store, client: client, logger: logger)
-            let hashed = LockedCounter()
-            let watcher = LockedTask()
+            let (pipeline, store, client) = try ws.pipeline(emulator)
+            let hashed = NIOLockedValueBox(0)
+            let watcher = NIOLockedValueBox<(task: Task<Void, any Error>?, stopped: Bool)>((nil, false))
             // Stop the watcher as the first batch's last file is hashed: that batch is still
             // recorded, the next one is not.
             pipeline.hooks.afterHash = { _ in
-                if hashed.increment() == ScanPipeline.ingestBatch { watcher.cancel() }
+                guard hashed.withLockedValue({ $0 += 1; return $0 }) == ScanPipeline.ingestBatch else { return }
+                watcher.withLockedValue { $0.stopped = true; $0.task?.cancel() }
             }
             let task = Task { try await pipeline.runForever() }
-            watcher.set(task)
+            watcher.withLockedValue { $0.task = task; if $0.stopped { task.cancel() } }
             let ended = await task.result
             #expect(throws: CancellationError.self) { try ended.get() }
             let recorded = try await store.stateCounts().values.reduce(0, +)
             #expect(recorded == ScanPipeline.ingestBatch)
             #expect(emulator.stats.uploads == 0)
             // The next run takes the rest, and only the rest.
-            let next = ScanPipeline(config: ws.config(), store: store, client: client, logger: logger)
+            let next = try ws.pipeline(emulator).pipeline
             #expect(try await next.ingestOnly() == total)
             let versions = try await store.stateCounts()
             #expect(versions == ["hashed": total])
@@ -261,36 +263,5 @@ struct PipelineTests {
             #expect(ws.contents(ws.dir.path + "/quarantine/doc.txt") == Array(SampleContent.eicar.utf8))
             #expect(!FileManager.default.fileExists(atPath: ws.dir.path + "/clean/doc.txt"))
         }
-    }
-}
-
-/// A counter the hashing threads can bump.
-final class LockedCounter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func increment() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
-    }
-}
-
-/// A task handle set after the task starts and cancelled from another thread.
-final class LockedTask: @unchecked Sendable {
-    private var task: Task<Void, any Error>?
-    private var cancelled = false
-    private let lock = NSLock()
-    func set(_ task: Task<Void, any Error>) {
-        lock.lock()
-        defer { lock.unlock() }
-        self.task = task
-        if cancelled { task.cancel() }
-    }
-    func cancel() {
-        lock.lock()
-        defer { lock.unlock() }
-        cancelled = true
-        task?.cancel()
     }
 }
