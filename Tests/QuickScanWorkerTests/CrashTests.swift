@@ -10,18 +10,6 @@ import TestSupport
 import Glibc
 #endif
 
-/// A small deterministic generator (SplitMix64) so a failing crash schedule can be replayed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Kills a real `quickscan run --once` with SIGKILL at many points, restarts it, and proves that
 /// every file ends with exactly one outcome, in the right folder, intact, and that no sha256 was
 /// submitted in two volumes.
@@ -111,7 +99,7 @@ struct CrashTests {
         let ws = try Workspace()
         let expected = try Self.makeInbox(ws)
         let config = try writeConfig(ws)
-        var random = SeededRandom(state: Self.seed)
+        var random = SplitMix64(seed: Self.seed)
         let delays = (0..<30).map { _ in Int(UInt64.random(in: 20...250, using: &random)) }
         try await withEmulator({
             $0.scanPollsUntilDone = 2
