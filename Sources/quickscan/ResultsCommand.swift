@@ -99,7 +99,9 @@ struct ResultsCommand: ParsableCommand {
         guard !rows.isEmpty else { return "no results" }
         var table = TextTable("FILE_ID", "UPDATED_AT", "OUTCOME", "VERDICT", "CACHED", "PATH", "DISPOSED_TO", "ERROR")
         for r in rows {
-            table.add("\(r.fileID)", r.updatedAt, r.outcome, r.verdict ?? "", r.cached ? "yes" : "", r.path, r.disposedTo ?? "", r.error ?? "")
+            // A file not filed yet says so, and why, where its destination would be.
+            let filed = r.disposedTo ?? (r.state == "disposed" ? "" : "not filed" + (r.pendingReason.map { ": \($0)" } ?? ""))
+            table.add("\(r.fileID)", r.updatedAt, r.outcome, r.verdict ?? "", r.cached ? "yes" : "", r.path, filed, r.error ?? "")
         }
         return table.render()
     }

@@ -4,6 +4,7 @@ import FalconEmulator
 import Foundation
 import Logging
 import QuickScanWorker
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,9 @@ struct RunCommand: AsyncParsableCommand {
               3  configuration or credential error: nothing was done
               4  deferred: quota, rate limit or deadline left work pending for the next run
               5  another run holds the database lock
+              6  internal error: the database is unusable (locked by another writer, corrupt), an I/O error or a bug
+            Watch mode exits 0 only when asked to stop (SIGINT, SIGTERM); a fatal error exits 3 or 6, so a
+            supervisor restarts it.
             --emulator runs against an in-process Falcon emulator: no credentials needed.
             """)
 
@@ -105,7 +109,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
 
-        let pipeline = ScanPipeline(config: settings, store: store, client: client, logger: logger)
+        let pipeline = ScanPipeline(config: settings, store: store, client: client, logger: logger, once: once)
         var exitCode: Int32 = 0
         do {
             _ = try await store.beginRun(mode: once ? "once" : "watch")
@@ -118,8 +122,11 @@ struct RunCommand: AsyncParsableCommand {
                 exitCode = summary.exitCode
                 FileHandle.standardError.write(Data("quickscan: \(summary)\n".utf8))
             } else {
-                try await watchUntilSignalled(pipeline)
+                try await watchUntilSignalled(pipeline, logger: logger)
             }
+        } catch let failure as WorkerFailure {
+            printError("\(failure)")
+            exitCode = failure.exitCode
         } catch let error as FalconError where error.kind == .configuration || error.kind == .authentication || (error.kind == .transport && error.operation == "oauth2AccessToken") {
             printError("\(error)")
             exitCode = 3
@@ -129,12 +136,15 @@ struct RunCommand: AsyncParsableCommand {
         } catch is CancellationError {
             exitCode = 0
         } catch {
-            printError("\(error)")
-            exitCode = 1
+            // Anything else is ours: a database error, an I/O error, a bug. Never 0 or 1.
+            printError("internal error: \(error)")
+            exitCode = 6
         }
-        try? await store.finishRun(exitCode: exitCode)
+        // The run is recorded as having reported last, right before the exit: killed before
+        // this, the next run reports its outcomes again (at least once, never lost).
         await client.shutdown()
         await emulatorInstance?.shutdown()
+        try? await store.finishRun(exitCode: exitCode)
         withExtendedLifetime(lock) {}
         if exitCode != 0 { throw ExitCode(exitCode) }
     }
@@ -149,22 +159,16 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    /// Runs the watcher until SIGINT/SIGTERM; a second signal exits at once.
-    func watchUntilSignalled(_ pipeline: ScanPipeline) async throws {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let task = Task { try await pipeline.runForever() }
-        let signals = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
-        let count = Counter()
-        for source in signals {
-            source.setEventHandler {
-                if count.increment() > 1 { Glibc.exit(130) }
-                task.cancel()
-            }
-            source.resume()
-        }
-        _ = try? await task.value
-        signals.forEach { $0.cancel() }
+    /// Runs the watcher as a service until SIGINT or SIGTERM (graceful shutdown: the current
+    /// pass ends between batches, at most 30 s, then it is cancelled). The pipeline returns
+    /// only when asked to stop; a fatal error is rethrown.
+    func watchUntilSignalled(_ pipeline: ScanPipeline, logger: Logger) async throws {
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: WatchService(pipeline: pipeline), successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [.sigquit],
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        try await ServiceGroup(configuration: configuration).run()
     }
 
     func loadSettings() throws -> WorkerConfiguration {
@@ -218,14 +222,16 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// A signal counter shared with the dispatch handler.
-final class Counter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func increment() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
+/// Watch mode as a `Service`: the pipeline runs until a graceful shutdown cancels it.
+struct WatchService: Service {
+    let pipeline: ScanPipeline
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await pipeline.runForever()
+        }
+        if !Task.isShuttingDownGracefully && !Task.isCancelled {
+            throw WorkerFailure(.internalError, "the watcher stopped without being asked to")
+        }
     }
 }

@@ -25,8 +25,7 @@ struct BadInputTests {
             credentials: FalconCredentials(clientID: "id", clientSecret: "secret"), baseURL: emulator.baseURL))
         var logger = Logger(label: "bad-input")
         logger.logLevel = .critical
-        let pipeline = ScanPipeline(config: ws.config(configure), store: store, client: client, logger: logger)
-        pipeline.hooks = hooks
+        let pipeline = ScanPipeline(config: ws.config(configure), store: store, client: client, logger: logger, hooks: hooks)
         let summary = try await pipeline.runOnce(deadline: Date().timeIntervalSince1970 + 60)
         try await store.finishRun(exitCode: summary.exitCode)
         await client.shutdown()

@@ -8,7 +8,8 @@ import Testing
         (.decided, .disposing, true), (.disposing, .disposed, true), (.discovered, .decided, true), (.hashed, .decided, true),
         (.discovered, .superseded, true), (.decided, .superseded, true),
         (.discovered, .uploaded, false), (.hashed, .disposed, false), (.disposed, .decided, false), (.disposed, .superseded, false),
-        (.superseded, .discovered, false), (.decided, .hashed, false), (.uploaded, .hashed, true), (.disposing, .superseded, false),
+        (.superseded, .discovered, false), (.decided, .hashed, false), (.uploaded, .hashed, true), (.disposing, .superseded, true),
+        (.disposing, .decided, true), (.disposing, .hashed, false), (.superseded, .disposing, false),
     ])
     func fileTransitions(from: FileState, to: FileState, allowed: Bool) {
         #expect(from.canTransition(to: to) == allowed)

@@ -22,7 +22,7 @@ import TestSupport
         try dir.write("inbox/a1/partial.part", "p")
         try dir.write("inbox/clean/filed.txt", "already filed")
         let inbox = InboxConfiguration(path: dir.path + "/inbox")
-        let skip: Set<String> = [dir.path + "/inbox/clean"]
+        let skip: Set<FileNode> = [try #require(FileStat.of(dir.path + "/inbox/clean")).node]
 
         let one = DirectoryWalker(threads: 1).walk(inbox, excludingDirectories: skip)
         let four = DirectoryWalker(threads: 4).walk(inbox, excludingDirectories: skip)

@@ -1,9 +1,10 @@
-/// The states of one file version, and the transitions the store allows (ARCHITECTURE.md).
+/// The states of one file version, and the transitions the store allows (docs/ARCHITECTURE.md).
 ///
 /// `discovered → hashed → uploaded → decided → disposing → disposed`; from any state before
 /// `decided` a file may be decided early (not scanned, or a cached verdict), and any state
 /// before `disposed` may become `superseded` when the file changed under us (its new version
-/// is a new row).
+/// is a new row). Every change of `files.state` goes through `WorkerStore.moveFile`, which
+/// checks this table.
 public enum FileState: String, Sendable, CaseIterable {
     case discovered, hashed, uploaded, decided, disposing, disposed, superseded
 
@@ -21,24 +22,13 @@ public enum FileState: String, Sendable, CaseIterable {
             // The API refused to scan a sample it should hold: upload it again.
             return true
         case (.disposing, .decided):
-            // A disposal whose destination could not be used is retried from decided.
+            // A disposal that failed and was rolled back (nothing placed, source in place) is
+            // retried from decided.
             return true
         case (let from, .superseded):
-            return !from.isFinal && from != .disposing
-        default:
-            return false
-        }
-    }
-}
-
-/// The states of a Quick Scan volume: the intent is recorded before ScanSamples, the scan id after.
-public enum VolumeState: String, Sendable, CaseIterable {
-    case submitting, submitted, done, failed
-
-    public func canTransition(to next: VolumeState) -> Bool {
-        switch (self, next) {
-        case (.submitting, .submitted), (.submitting, .failed), (.submitted, .done), (.submitted, .failed):
-            return true
+            // Includes disposing: the file changed between the recorded intent and the move
+            // (or before an interrupted disposal was resumed); nothing was placed for it.
+            return !from.isFinal
         default:
             return false
         }

@@ -72,7 +72,7 @@ public struct ResultRow: Sendable, Equatable {
     /// The view's columns, in its order: the keys of the JSON output and the CSV header.
     public static let columns = [
         "file_id", "path", "sha256", "size", "outcome", "verdict", "error", "scan_id", "scanned_at",
-        "disposed_to", "cached", "discovered_at", "updated_at",
+        "disposed_to", "cached", "discovered_at", "updated_at", "state", "pending_reason",
     ]
 
     public var fileID: Int64
@@ -88,6 +88,10 @@ public struct ResultRow: Sendable, Equatable {
     public var cached: Bool
     public var discoveredAt: String
     public var updatedAt: String
+    /// `decided` (not filed yet), `disposing` (being filed) or `disposed`.
+    public var state: String
+    /// Why a decided file is not filed yet (a move that failed and is retried).
+    public var pendingReason: String?
 
     init(_ row: SQLiteRow) {
         fileID = row.int("file_id") ?? 0
@@ -103,6 +107,8 @@ public struct ResultRow: Sendable, Equatable {
         cached = (row.int("cached") ?? 0) != 0
         discoveredAt = row.string("discovered_at") ?? ""
         updatedAt = row.string("updated_at") ?? ""
+        state = row.string("state") ?? ""
+        pendingReason = row.string("pending_reason")
     }
 
     /// The values in ``columns`` order; NULL stays `.null`.
@@ -111,6 +117,7 @@ public struct ResultRow: Sendable, Equatable {
         return [
             .integer(fileID), .text(path), text(sha256), .integer(size), .text(outcome), text(verdict), text(error),
             text(scanID), text(scannedAt), text(disposedTo), .integer(cached ? 1 : 0), .text(discoveredAt), .text(updatedAt),
+            .text(state), text(pendingReason),
         ]
     }
 }

@@ -1,86 +1,6 @@
 import Foundation
 import SQLiteKit
 
-/// How a file version is recognised: a replaced or modified file is a new version.
-public struct FileIdentity: Sendable, Equatable, Hashable {
-    public var inode: UInt64
-    public var size: Int64
-    public var mtimeNs: Int64
-    public var ctimeNs: Int64
-
-    public init(inode: UInt64, size: Int64, mtimeNs: Int64, ctimeNs: Int64) {
-        self.inode = inode
-        self.size = size
-        self.mtimeNs = mtimeNs
-        self.ctimeNs = ctimeNs
-    }
-}
-
-/// How far the files of a run got (the live progress line).
-public struct RunProgress: Sendable, Equatable, CustomStringConvertible {
-    public var seen = 0, hashed = 0, uploaded = 0, inVolumes = 0, scanned = 0, disposed = 0, notScanned = 0
-
-    public init(seen: Int = 0, hashed: Int = 0, uploaded: Int = 0, inVolumes: Int = 0, scanned: Int = 0, disposed: Int = 0, notScanned: Int = 0) {
-        (self.seen, self.hashed, self.uploaded, self.inVolumes) = (seen, hashed, uploaded, inVolumes)
-        (self.scanned, self.disposed, self.notScanned) = (scanned, disposed, notScanned)
-    }
-
-    public var description: String {
-        "seen \(seen), hashed \(hashed), uploaded \(uploaded), in volumes \(inVolumes), scanned \(scanned), disposed \(disposed), not scanned \(notScanned)"
-    }
-}
-
-/// One row of `files`.
-public struct FileRecord: Sendable {
-    public var id: Int64
-    public var path: String
-    public var inbox: String
-    public var identity: FileIdentity
-    public var state: FileState
-    public var sha256: String?
-    public var outcome: Outcome?
-    public var reason: String?
-    public var verdict: String?
-    public var error: String?
-    public var disposedTo: String?
-}
-
-/// One row of `samples`.
-public struct SampleRecord: Sendable {
-    public var sha256: String
-    public var uploadedAt: Double?
-    public var deletedAt: Double?
-    public var verdict: String?
-    public var error: String?
-    public var scannedAt: Double?
-    public var scanID: String?
-    public var volumeID: Int64?
-    public var attempts: Int
-}
-
-/// One row of `volumes`.
-public struct VolumeRecord: Sendable {
-    public var id: Int64
-    public var state: VolumeState
-    public var scanID: String?
-    public var intentAt: Double
-    public var submittedAt: Double?
-    public var attempt: Int
-}
-
-/// A transition that found the row in another state (someone else moved it, or a bug).
-public struct StaleTransition: Error, CustomStringConvertible {
-    public let entity: String
-    public let id: String
-    public let expected: String
-    public var description: String { "\(entity) \(id) was not in state \(expected)" }
-}
-
-/// A file version hashed before its first record.
-public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String)
-/// A file version recorded as not scanned at once, with why.
-public typealias UnscannableFile = (path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)
-
 /// The SQLite store: the queue and the record. Every transition is a compare-and-set plus its
 /// event row, in one transaction. One writer: this actor.
 public actor WorkerStore {
@@ -140,6 +60,26 @@ public actor WorkerStore {
                        strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS updated_at
                 FROM files f WHERE f.state IN ('decided','disposing','disposed');
             """),
+        // pending_reason: why a decided file is not filed yet (a move that failed and is
+        // retried); reported_in: the run that reported a run's outcomes (each threat is
+        // reported by exactly one run, also after a kill). The view shows a destination only
+        // once the file is there.
+        .init("002-pending-reason", """
+            ALTER TABLE files ADD COLUMN pending_reason TEXT;
+            ALTER TABLE runs ADD COLUMN reported_in INTEGER;
+            UPDATE runs SET reported_in = id WHERE finished_at IS NOT NULL;
+            DROP VIEW results;
+            CREATE VIEW results AS
+                SELECT f.id AS file_id, f.path, f.sha256, f.size, f.outcome, f.verdict,
+                       CASE WHEN f.outcome = 'not_scanned' THEN f.reason || COALESCE(': ' || f.error, '') ELSE f.error END AS error,
+                       f.scan_id,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.scanned_at, 'unixepoch') AS scanned_at,
+                       CASE WHEN f.state = 'disposed' THEN f.disposed_to END AS disposed_to, f.cached,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.discovered_at, 'unixepoch') AS discovered_at,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS updated_at,
+                       f.state, f.pending_reason
+                FROM files f WHERE f.state IN ('decided','disposing','disposed');
+            """),
     ])
 
     public init(path: String) throws {
@@ -165,9 +105,25 @@ public actor WorkerStore {
         return db.lastInsertRowID
     }
 
+    /// Ends this run; its outcomes, and those of earlier runs that were killed before they
+    /// could report, count as reported by it (a threat is reported by exactly one run).
     public func finishRun(exitCode: Int32) throws {
         guard let runID else { return }
-        try db.run("UPDATE runs SET finished_at = ?, exit_code = ? WHERE id = ?", [Self.now(), Int(exitCode), runID])
+        try db.transaction {
+            try db.run("UPDATE runs SET finished_at = ?, exit_code = ? WHERE id = ?", [Self.now(), Int(exitCode), runID])
+            try db.run("UPDATE runs SET reported_in = ? WHERE reported_in IS NULL AND id <= ?", [runID, runID])
+        }
+    }
+
+    /// A transaction that is on disk when it returns, also after a power cut (WAL with
+    /// `synchronous = FULL` syncs the log at commit; the default NORMAL may lose the last
+    /// commits, never consistency). Used for the intents recorded before an action outside
+    /// the database: a disposal's destination before the file is touched, a volume before
+    /// ScanSamples (SQLite docs, "PRAGMA synchronous").
+    private func durableTransaction<T>(_ body: () throws -> T) throws -> T {
+        try db.execute("PRAGMA synchronous = FULL")
+        defer { try? db.execute("PRAGMA synchronous = NORMAL") }
+        return try db.transaction(body)
     }
 
     public func value(_ key: String) throws -> String? {
@@ -325,7 +281,8 @@ public actor WorkerStore {
             id: row.int("id")!, path: row.string("path")!, inbox: row.string("inbox")!, identity: identity(row),
             state: FileState(rawValue: row.string("state")!)!, sha256: row.string("sha256"),
             outcome: row.string("outcome").flatMap(Outcome.init), reason: row.string("reason"),
-            verdict: row.string("verdict"), error: row.string("error"), disposedTo: row.string("disposed_to"))
+            verdict: row.string("verdict"), error: row.string("error"), disposedTo: row.string("disposed_to"),
+            pendingReason: row.string("pending_reason"))
     }
 
     /// The file changed under us: this version is superseded, the watcher records the new one.
@@ -353,27 +310,65 @@ public actor WorkerStore {
         ], detail: detail)
     }
 
-    /// decided → disposing: the destination is recorded before the file is touched.
+    /// decided → disposing for many files: each destination is recorded, durably, before any
+    /// file is touched (a power cut after the move must not lose where the file went).
+    public func beginDisposals(_ intents: [(id: Int64, destination: String?)]) throws {
+        guard !intents.isEmpty else { return }
+        try durableTransaction {
+            for intent in intents {
+                try moveFile(intent.id, from: [.decided], to: .disposing, set: [("disposed_to", intent.destination)],
+                             detail: intent.destination ?? "leave")
+            }
+        }
+    }
+
+    /// decided → disposing for one file (see `beginDisposals`).
     public func beginDisposal(_ id: Int64, destination: String?) throws {
+        try beginDisposals([(id, destination)])
+    }
+
+    /// disposing → disposed for many files (the destination may differ from the intent: a
+    /// suffix). Not durable on purpose: a lost commit is finished again by the resume, which
+    /// finds the file at its destination.
+    public func finishDisposals(_ done: [(id: Int64, destination: String?)]) throws {
+        guard !done.isEmpty else { return }
         try db.transaction {
-            try moveFile(id, from: [.decided], to: .disposing, set: [("disposed_to", destination)], detail: destination ?? "leave")
+            for item in done {
+                try moveFile(item.id, from: [.disposing], to: .disposed, set: [("disposed_to", item.destination), ("pending_reason", nil as String?)],
+                             detail: item.destination ?? "left in place")
+            }
         }
     }
 
-    /// disposing → disposed (the destination may differ from the intent when it was taken: a suffix).
+    /// disposing → disposed for one file.
     public func finishDisposal(_ id: Int64, destination: String?) throws {
+        try finishDisposals([(id, destination)])
+    }
+
+    /// disposing → decided: the disposal failed and was rolled back (nothing placed, the file
+    /// where it was); it is retried, and `reason` shows in status, results and history.
+    public func rollBackDisposal(_ id: Int64, reason: String) throws {
         try db.transaction {
-            try moveFile(id, from: [.disposing], to: .disposed, set: [("disposed_to", destination)], detail: destination ?? "left in place")
+            try moveFile(id, from: [.disposing], to: .decided, set: [("disposed_to", nil as String?), ("pending_reason", reason)],
+                         detail: "not filed: \(reason)")
         }
     }
 
-    /// disposing → superseded: the file changed before it was filed; its new version is rescanned.
+    /// A decided or disposing file could not be filed this time: the reason is recorded (and
+    /// an event), the state stays.
+    public func notePending(_ id: Int64, reason: String) throws {
+        try db.transaction {
+            guard let state = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state") else { return }
+            try db.run("UPDATE files SET pending_reason = ?, updated_at = ? WHERE id = ?", [reason, Self.now(), id])
+            try event("file", String(id), from: state, to: state, detail: "not filed: \(reason)")
+        }
+    }
+
+    /// disposing → superseded: the file changed before it was filed and nothing was placed for
+    /// it; its new version is rescanned.
     public func abandonDisposal(_ id: Int64, detail: String) throws {
         try db.transaction {
-            let current = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state")
-            guard current == FileState.disposing.rawValue else { throw StaleTransition(entity: "file", id: String(id), expected: "disposing") }
-            try db.run("UPDATE files SET state = 'superseded', updated_at = ? WHERE id = ? AND state = 'disposing'", [Self.now(), id])
-            try event("file", String(id), from: "disposing", to: "superseded", detail: detail)
+            try moveFile(id, from: [.disposing], to: .superseded, detail: detail)
         }
     }
 
@@ -437,7 +432,7 @@ public actor WorkerStore {
 
     /// Records the intent to submit exactly `samples` (before ScanSamples is called).
     public func createVolumeIntent(samples: [String]) throws -> Int64 {
-        try db.transaction {
+        try durableTransaction {
             try db.run("INSERT INTO volumes (state, intent_at) VALUES ('submitting', ?)", [Self.now()])
             let id = db.lastInsertRowID
             for sha in samples {
@@ -560,12 +555,17 @@ public actor WorkerStore {
         var counts: [Outcome: Int] = [:]
         for row in try db.query("""
             SELECT outcome, COUNT(*) AS n FROM files
-            WHERE decided_run IN (SELECT id FROM runs WHERE finished_at IS NULL) AND state != 'superseded'
+            WHERE decided_run IN (SELECT id FROM runs WHERE reported_in IS NULL) AND state != 'superseded'
             GROUP BY outcome
             """) {
             if let o = row.string("outcome").flatMap(Outcome.init) { counts[o] = Int(row.int("n") ?? 0) }
         }
         return counts
+    }
+
+    /// Ids of the files not yet at a final state.
+    public func pendingIDs() throws -> [Int64] {
+        try db.query("SELECT id FROM files WHERE state NOT IN ('disposed','superseded')").compactMap { $0.int("id") }
     }
 
     /// Files not yet at a final state.

@@ -53,6 +53,12 @@ public struct WorkerConfiguration: Sendable {
     public var tlsVerify: Bool = true
     public var inboxes: [InboxConfiguration] = []
     public var settleSeconds: Double = 5
+    /// `run --once` stops waiting for a file still changing after this long; the run ends
+    /// deferred (exit 4) with the file pending.
+    public var maxSettleSeconds: Double = 60
+    /// Destinations inside an inbox are refused at start unless this is set; they are then
+    /// skipped by the walk by device and inode.
+    public var allowDestinationInInbox: Bool = false
     public var pollIntervalSeconds: Double = 10
     public var maxFileBytes: Int64 = FalconClientConfiguration.defaultMaxUploadBytes
     public var volumeMaxSamples: Int = 1000
@@ -81,7 +87,7 @@ public struct WorkerConfiguration: Sendable {
         guard let root = object as? [String: Any] else { throw ConfigurationError("config must be a JSON object") }
         var c = WorkerConfiguration()
         let r = KeyReader(root, path: "")
-        try r.allow(["falcon", "inboxes", "settle_seconds", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
+        try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
                      "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
                      "upload_concurrency", "hash_threads"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
@@ -111,6 +117,8 @@ public struct WorkerConfiguration: Sendable {
             }
         }
         c.settleSeconds = try r.number("settle_seconds", min: 0) ?? c.settleSeconds
+        c.maxSettleSeconds = try r.number("max_settle_seconds", min: 0) ?? c.maxSettleSeconds
+        c.allowDestinationInInbox = try r.bool("allow_destination_in_inbox") ?? false
         c.pollIntervalSeconds = try r.number("poll_interval_seconds", min: 0.05) ?? c.pollIntervalSeconds
         if let n = try r.number("max_file_bytes", min: 1) { c.maxFileBytes = Int64(n) }
         if let v = try r.object("volume") {
@@ -189,7 +197,8 @@ extension WorkerConfiguration {
         let object: [String: Any] = [
             "falcon": falcon,
             "inboxes": inboxes.map { ["path": $0.path, "recursive": $0.recursive, "include": $0.include, "exclude": $0.exclude] },
-            "settle_seconds": settleSeconds, "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
+            "settle_seconds": settleSeconds, "max_settle_seconds": maxSettleSeconds,
+            "allow_destination_in_inbox": allowDestinationInInbox, "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
             "volume": ["max_samples": volumeMaxSamples, "max_wait_seconds": volumeMaxWaitSeconds],
             "scan": ["poll_interval_seconds": scanPollIntervalSeconds, "timeout_seconds": scanTimeoutSeconds, "max_attempts": scanMaxAttempts],
             "verdict_cache_ttl_hours": verdictCacheTTLHours,
@@ -266,4 +275,75 @@ struct KeyReader {
 
 extension Double {
     var clean: String { rounded() == self ? String(Int64(self)) : String(self) }
+}
+
+extension WorkerConfiguration {
+    /// `path` without `.`, `..`, repeated or trailing slashes (lexically: symlinks are not
+    /// followed here; `checkPaths` compares folders by device and inode).
+    public static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == "..", let last = parts.last, last != ".." { parts.removeLast(); continue }
+            if part == ".." && path.hasPrefix("/") { continue }
+            parts.append(part)
+        }
+        let joined = parts.joined(separator: "/")
+        if path.hasPrefix("/") { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
+    /// The configuration with every path normalised once (inboxes, destinations, database).
+    public func normalized() -> WorkerConfiguration {
+        var c = self
+        c.inboxes = inboxes.map { var i = $0; i.path = Self.normalize($0.path); return i }
+        for (outcome, rule) in disposition {
+            c.disposition[outcome] = DispositionRule(action: rule.action, to: rule.to.map(Self.normalize))
+        }
+        c.database = Self.normalize(database)
+        return c
+    }
+
+    /// Refuses, naming the key, a destination folder that lies inside an inbox (unless
+    /// `allow_destination_in_inbox`), or that is a symlink or not a folder. Inside means: the
+    /// destination, or its nearest existing parent, is an inbox or below one, compared by
+    /// device and inode along the real path, so trailing slashes, `..` and symlinked
+    /// prefixes cannot hide it.
+    public func checkPaths(fs: any FileSystem) throws {
+        let inboxNodes = Set(inboxes.compactMap { try? fs.lstat(Self.resolved($0.path) ?? $0.path).node })
+        for outcome in Outcome.allCases {
+            guard let rule = disposition[outcome], rule.action == .move, let folder = rule.to else { continue }
+            let key = "disposition.\(outcome.rawValue).to"
+            if let st = try? fs.lstat(folder) {
+                if st.kind == .symlink { throw ConfigurationError("\(key): \(folder) is a symbolic link; give the real folder") }
+                if st.kind != .directory { throw ConfigurationError("\(key): \(folder) is not a folder") }
+            }
+            guard !allowDestinationInInbox else { continue }
+            // Walk up from the destination's nearest existing folder, by real path.
+            var probe = folder
+            while fs.exists(probe) == false && probe != "/" && probe != "." { probe = (probe as NSString).deletingLastPathComponent }
+            guard var real = Self.resolved(probe) else { continue }
+            while true {
+                if let node = try? fs.lstat(real).node, inboxNodes.contains(node) {
+                    throw ConfigurationError("\(key): \(folder) lies inside an inbox; files filed there would be scanned again. Move it out, or set allow_destination_in_inbox: true")
+                }
+                if real == "/" || real.isEmpty { break }
+                real = (real as NSString).deletingLastPathComponent
+            }
+        }
+    }
+
+    /// realpath(3), nil when the path does not resolve.
+    static func resolved(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+}
+
+extension FileSystem {
+    /// Whether `path` names anything (a dangling symlink included).
+    func exists(_ path: String) -> Bool {
+        (try? lstat(path)) != nil
+    }
 }

@@ -1,0 +1,140 @@
+import FalconAPI
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker's decisions that need no socket, file or database: pure functions of their
+/// inputs, tested from tables (Tests/QuickScanWorkerTests/DecisionTests.swift).
+public enum Decisions {
+    // MARK: what to submit next
+
+    /// Whether the samples waiting for a volume go out now: a full volume, one whose oldest
+    /// sample waited long enough, or a `--once` run with nothing more coming.
+    public static func sealVolume(waiting: Int, maxSamples: Int, oldestWaited: Double, maxWait: Double, upstream: Int, once: Bool) -> Bool {
+        guard waiting > 0 else { return false }
+        return waiting >= maxSamples || oldestWaited >= maxWait || (once && upstream == 0)
+    }
+
+    /// How many of `waiting` samples to submit under `quota` (nil: the API reported none);
+    /// nil with a reason when the quota is used up.
+    public static func volumeSize(waiting: Int, quota: QuickScanQuota?) -> (count: Int?, deferral: String?) {
+        guard let quota else { return (waiting, nil) }
+        if quota.remaining <= 0 { return (nil, "Quick Scan quota used up (\(quota.used) of \(quota.total))") }
+        return (min(waiting, quota.remaining), nil)
+    }
+
+    // MARK: how a poll answer maps to outcomes
+
+    /// What to do with one volume after a GetScans answer.
+    public enum PollDecision: Sendable, Equatable {
+        case complete(ScanResult)
+        case fail(String)
+        case wait
+    }
+
+    /// Statuses that clearly say a scan ended without results.
+    static let failedStatuses: Set<String> = ["failed", "error", "canceled", "cancelled"]
+
+    /// One volume's fate from the scans a GetScans answer listed.
+    public static func poll(scanID: String, listed: [ScanResult], submittedAt: Double, now: Double, timeout: Double) -> PollDecision {
+        if let scan = listed.first(where: { $0.id == scanID }) {
+            if scan.isDone { return .complete(scan) }
+            if failedStatuses.contains(scan.status.lowercased()) { return .fail("scan \(scanID) ended \(scan.status)") }
+        }
+        if now - submittedAt > timeout { return .fail("scan \(scanID) not done after \(Int(timeout)) s") }
+        return .wait
+    }
+
+    // MARK: how to dispose a file
+
+    /// What the disposer does with one decided file.
+    public enum DisposalPlan: Sendable, Equatable {
+        case leave
+        case delete
+        /// Move to `folder/relative`, the file made `fileMode`, new folders `folderMode`.
+        case move(folder: String, relative: String, fileMode: mode_t?, folderMode: mode_t)
+    }
+
+    public static func disposal(rule: DispositionRule, outcome: Outcome, path: String, inbox: String) -> DisposalPlan {
+        switch rule.action {
+        case .leave: return .leave
+        case .delete: return .delete
+        case .move:
+            let relative = path.hasPrefix(inbox + "/") ? String(path.dropFirst(inbox.count + 1)) : (path as NSString).lastPathComponent
+            // Quarantine: only the worker's user may read a threat.
+            let restricted = outcome == .threat
+            return .move(folder: rule.to ?? "", relative: relative, fileMode: restricted ? 0o600 : nil, folderMode: restricted ? 0o700 : 0o755)
+        }
+    }
+
+    // MARK: how to finish a disposal a crash interrupted
+
+    /// The next step of an interrupted disposal.
+    public enum ResumeAction: Sendable, Equatable {
+        /// Nothing left to do on disk: record the file filed at `destination`.
+        case finish(destination: String?)
+        /// The copy is in place (linked or copied): remove the source, then finish.
+        case removeSourceThenFinish
+        /// Nothing was placed and the file is unchanged: dispose of it again.
+        case disposeAgain
+        /// The file changed and nothing was placed for the version that was scanned.
+        case supersede
+    }
+
+    /// Decides from what is on disk now. `destination` is the recorded intent (nil: leave,
+    /// "(deleted)": delete); `source` and `target` are the `lstat`s of the file and of the
+    /// destination; `targetHoldsScannedBytes` says whether the destination, when it is another
+    /// inode, holds exactly the bytes that were scanned.
+    public static func resume(destination: String?, recorded: FileIdentity, source: FileStat?, target: FileStat?,
+                              targetHoldsScannedBytes: Bool) -> ResumeAction {
+        guard let destination else { return .finish(destination: nil) }
+        let unchanged = source.map { $0.identity == recorded } ?? false
+        if destination == deletedMarker {
+            guard source != nil else { return .finish(destination: destination) }
+            // The identity is checked again: a new version saved at the same path after the
+            // crash is a new file, never deleted unscanned.
+            return unchanged ? .disposeAgain : .supersede
+        }
+        if let source, let target, source.node == target.node { return .removeSourceThenFinish }  // crashed between link and unlink
+        if target != nil && targetHoldsScannedBytes {
+            // A copy across file systems was placed: never copy twice.
+            if source == nil { return .finish(destination: destination) }
+            return unchanged ? .removeSourceThenFinish : .finish(destination: destination)
+        }
+        guard source != nil else { return .finish(destination: nil) }  // gone, nothing placed
+        return unchanged ? .disposeAgain : .supersede
+    }
+
+    /// `files.disposed_to` of a deleted file.
+    public static let deletedMarker = "(deleted)"
+}
+
+/// How a run ended (README's exit codes).
+public struct RunSummary: Sendable, CustomStringConvertible {
+    public var outcomes: [Outcome: Int]
+    public var pending: Int
+    public var deferredReason: String?
+    public var exitCode: Int32
+
+    public init(outcomes: [Outcome: Int], pending: Int, deferredReason: String?) {
+        self.outcomes = outcomes
+        self.pending = pending
+        self.deferredReason = pending > 0 ? (deferredReason ?? "work left pending") : nil
+        self.exitCode = Self.exitCode(threats: outcomes[.threat] ?? 0, notScanned: outcomes[.notScanned] ?? 0, pending: pending)
+    }
+
+    /// A threat outranks a deferral, a deferral outranks not scanned.
+    public static func exitCode(threats: Int, notScanned: Int, pending: Int) -> Int32 {
+        if threats > 0 { return 1 }
+        if pending > 0 { return 4 }
+        if notScanned > 0 { return 2 }
+        return 0
+    }
+
+    public var description: String {
+        "clean \(outcomes[.clean] ?? 0), threat \(outcomes[.threat] ?? 0), not scanned \(outcomes[.notScanned] ?? 0), pending \(pending)"
+            + (deferredReason.map { " (deferred: \($0))" } ?? "")
+    }
+}

@@ -1,0 +1,188 @@
+import FalconAPI
+import Foundation
+import Logging
+
+/// The driver: runs the stages in order on every pass — watch, hash, upload, submit,
+/// reconcile, poll, dispose, clean the cloud — with SQLite as the queue between them. State
+/// lives in the store (and, for files not recorded yet, in the watcher), so a restart resumes
+/// where the last committed transition left off. Every error goes through the
+/// `FailurePolicy`: one file's fault never stops the others; only a fatal one (the database
+/// unusable, credentials refused) ends the run, as a `WorkerFailure`.
+public final class ScanPipeline: Sendable {
+    public let context: StageContext
+    let watcher: DirectoryWatcher
+    let hasher: InboxHasher
+    let uploader: SampleUploader
+    let submitter: VolumeSubmitter
+    let poller: ScanPoller
+    let disposer: FileDisposer
+    let cleaner: CloudCleaner
+    let once: Bool
+
+    /// - Parameters:
+    ///   - once: `run --once`: a file that fails is not retried in the same run.
+    public init(config: WorkerConfiguration, store: WorkerStore, client: any FalconClient, logger: Logger,
+                fileSystem: any FileSystem = PosixFileSystem(), clock: any FalconClock = SystemFalconClock(),
+                hooks: PipelineHooks = PipelineHooks(), once: Bool = true) {
+        let config = config.normalized()
+        let policy = FailurePolicy(store: store, rateLimit: client.rateLimit, clock: clock, logger: logger, once: once)
+        context = StageContext(config: config, store: store, client: client, fs: fileSystem, policy: policy, clock: clock,
+                               logger: logger, hooks: hooks)
+        hasher = InboxHasher(threads: config.hashThreads, hooks: hooks)
+        watcher = DirectoryWatcher(context: context, hasher: hasher)
+        uploader = SampleUploader(context: context, watcher: watcher)
+        submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher)
+        poller = ScanPoller(context: context)
+        disposer = FileDisposer(context: context, watcher: watcher)
+        cleaner = CloudCleaner(context: context)
+        self.once = once
+    }
+
+    deinit { hasher.shutdown() }
+
+    var store: WorkerStore { context.store }
+    var policy: FailurePolicy { context.policy }
+
+    /// Checks the paths, finishes interrupted disposals, loads the watcher index, restores
+    /// the rate-limit cooldown and reconciles volumes a crash left `submitting`.
+    public func prepare() async throws {
+        try await guarded {
+            try context.config.checkPaths(fs: context.fs)
+            // Interrupted disposals first: a crash between link and unlink leaves the source
+            // with a new ctime, which the watcher would otherwise take for a new version.
+            try await disposer.resumeInterrupted()
+            try await watcher.load()
+            if let until = try await store.value("rate_limit_cooldown_until").flatMap(Double.init), until > context.now() {
+                await context.client.rateLimit.coolDown(until: until)
+            }
+            try await submitter.reconciler.run()
+        }
+    }
+
+    /// Runs `body`; an error that escapes a stage is either fatal (rethrown as a
+    /// `WorkerFailure`) or logged and left for the next pass.
+    private func guarded(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let failure as WorkerFailure {
+            throw failure
+        } catch {
+            try await policy.stageFailed(error)
+        }
+    }
+
+    /// Carries every file present now to a final outcome; returns the summary and exit code.
+    public func runOnce(deadline: Double? = nil) async throws -> RunSummary {
+        try await prepare()
+        var first = true
+        var deferral: String?
+        while true {
+            try Task.checkCancellation()
+            try await step(takeNew: true, firstPoll: first, once: true)
+            first = false
+            let pending = try await store.pendingCount()
+            let unsettled = await watcher.unsettledCount
+            let waiting = await policy.filesWaiting
+            if pending == 0 && unsettled == 0 { break }
+            if unsettled == 0, !waiting.isEmpty, pending == waiting.count {
+                deferral = "cannot file \(waiting.count) file(s): \(waiting.values.sorted().first ?? "")"
+                break
+            }
+            if let deadline, context.now() > deadline {
+                deferral = "deadline reached"
+                break
+            }
+            if await policy.deferral != nil, try await !hasWorkInFlight() { break }
+            if await policy.streak >= FailurePolicy.streakLimit { break }
+            try await Task.sleep(for: .milliseconds(Int(min(context.config.scanPollIntervalSeconds, max(0.05, context.config.settleSeconds / 2), 1) * 1000)))
+        }
+        return try await summary(deferral: await policy.deferral ?? deferral)
+    }
+
+    /// Watch mode: polls until cancelled (a graceful shutdown); returns only then. A fatal
+    /// error is thrown, so a supervisor restarts the worker.
+    public func runForever() async throws {
+        try await prepare()
+        var passes = 0
+        while !Task.isCancelled {
+            do {
+                try await step(takeNew: true, firstPoll: false, once: false)
+            } catch is CancellationError {
+                return
+            }
+            await policy.clearDeferral()  // watch mode retries quota and rate limits on the next poll
+            passes += 1
+            if passes % 100 == 0 { await policy.prune(keeping: Set(try await store.pendingIDs())) }
+            // Sleep the poll interval, shorter while files settle or volumes are in flight.
+            var pause = context.config.pollIntervalSeconds
+            if await watcher.isSettling { pause = min(pause, max(0.05, context.config.settleSeconds)) }
+            if try await hasWorkInFlight() { pause = min(pause, context.config.scanPollIntervalSeconds) }
+            if try await store.oldestAwaitingSince() != nil { pause = min(pause, max(0.05, context.config.volumeMaxWaitSeconds)) }
+            try? await context.clock.sleep(for: .milliseconds(Int(pause * 1000)))
+        }
+    }
+
+    func hasWorkInFlight() async throws -> Bool {
+        let counts = try await store.stateCounts()
+        let volumes = try await store.volumes(in: .submitted).count + (try await store.volumes(in: .submitting).count)
+        let waiting = await policy.filesWaiting.count
+        let active = (counts["decided"] ?? 0) + (counts["disposing"] ?? 0) - waiting
+        return volumes > 0 || active > 0 || (counts["discovered"] ?? 0) > 0
+    }
+
+    /// One pass over every stage.
+    public func step(takeNew: Bool, firstPoll: Bool, once: Bool) async throws {
+        try await guarded {
+            if takeNew { try await watcher.poll(firstPoll: firstPoll, once: once) }
+            try await watcher.hashDiscovered()
+        }
+        try await guarded {
+            try await uploader.run {
+                try await submitter.run(once: once)
+                try await poller.run()
+            }
+        }
+        try await guarded { try await submitter.run(once: once) }
+        try await guarded { try await poller.run() }
+        try await guarded { try await disposer.run() }
+        try await guarded { try await cleaner.run() }
+    }
+
+    /// The run's outcomes (this run's and those of killed runs not yet reported), files left
+    /// pending (recorded, or still changing in the inbox) and the exit code.
+    public func summary(deferral: String? = nil) async throws -> RunSummary {
+        let outcomes = try await store.outcomesThisRun()
+        let stillChanging = await watcher.stillChanging.count
+        let pending = try await store.pendingCount() + stillChanging
+        var reason = deferral
+        if reason == nil && stillChanging > 0 {
+            reason = "\(stillChanging) file(s) still changing after max_settle_seconds \(context.config.maxSettleSeconds.clean)"
+        }
+        return RunSummary(outcomes: outcomes, pending: pending, deferredReason: reason)
+    }
+
+    // MARK: benchmarks
+
+    /// Files hashed per batch; one batch is hashed while the one before it is recorded.
+    public static var ingestBatch: Int { DirectoryWatcher.ingestBatch }
+
+    /// Benchmarks: takes and hashes every file in the inboxes now, without any API call.
+    /// Returns the number of file versions recorded.
+    public func ingestOnly() async throws -> Int {
+        try await watcher.load()
+        try await watcher.poll(firstPoll: true, once: true)
+        var recorded = 0
+        while try await !store.files(in: [.discovered], limit: 1).isEmpty {
+            try await watcher.hashDiscovered()
+        }
+        for (state, count) in try await store.stateCounts() where state != FileState.superseded.rawValue { recorded += count }
+        return recorded
+    }
+
+    /// Benchmarks: one watcher poll; returns the number of entries seen.
+    public func pollOnce() async throws -> Int {
+        try await watcher.poll(firstPoll: false, once: false)
+    }
+}

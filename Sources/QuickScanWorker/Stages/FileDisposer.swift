@@ -1,0 +1,234 @@
+import Foundation
+import Hashing
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The disposer: files each decided file by its outcome (move, delete or leave), through the
+/// `FileSystem` so that every call's result is checked. Each destination is recorded durably
+/// before the file is touched; a step that fails is undone, the file stays `decided` with the
+/// reason and is retried later, and the rest go on. A disposal a crash interrupted is
+/// finished from what is on disk, after the file's identity is checked again.
+struct FileDisposer: Sendable {
+    let context: StageContext
+    let watcher: DirectoryWatcher
+    let mover: FileMover
+
+    init(context: StageContext, watcher: DirectoryWatcher) {
+        self.context = context
+        self.watcher = watcher
+        self.mover = FileMover(fs: context.fs)
+    }
+
+    /// Files disposed of per durable intent transaction.
+    static let batchSize = 500
+
+    /// One pass: interrupted disposals first, then every decided file that may be tried now.
+    func run() async throws {
+        try await resumeInterrupted()
+        let policy = context.policy
+        var files: [FileRecord] = []
+        for file in try await context.store.files(in: [.decided]) where await policy.mayTry(file.id) { files.append(file) }
+        for start in stride(from: 0, to: files.count, by: Self.batchSize) {
+            try await dispose(Array(files[start..<min(start + Self.batchSize, files.count)]))
+        }
+    }
+
+    private struct Intent {
+        var file: FileRecord
+        var plan: Decisions.DisposalPlan
+        var destination: String?
+    }
+
+    private func dispose(_ files: [FileRecord]) async throws {
+        let store = context.store
+        // 1. Plan each file and make its folders; what cannot be planned waits with its reason.
+        var intents: [Intent] = []
+        for file in files {
+            guard let outcome = file.outcome else { continue }
+            context.hooks.beforeDisposal?(file.path)
+            let rule = context.config.disposition[outcome] ?? DispositionRule(action: .leave)
+            let plan = Decisions.disposal(rule: rule, outcome: outcome, path: file.path, inbox: file.inbox)
+            switch checkIdentity(file) {
+            case .gone:
+                // Nothing to file: recorded as not filed anywhere.
+                try await store.beginDisposal(file.id, destination: nil)
+                try await store.finishDisposal(file.id, destination: nil)
+                await watcher.release(file.path)
+                continue
+            case .changed:
+                // Never file a changed file under the old verdict: its new version is rescanned.
+                try await store.supersede(file.id, detail: "changed before disposal")
+                await watcher.forgetVersion(file.path)
+                continue
+            case .failed(let error):
+                try await context.policy.fileFailed(file.id, path: file.path, reason: "\(error)")
+                continue
+            case .unchanged:
+                break
+            }
+            switch plan {
+            case .leave: intents.append(Intent(file: file, plan: plan, destination: nil))
+            case .delete: intents.append(Intent(file: file, plan: plan, destination: Decisions.deletedMarker))
+            case .move(let folder, let relative, _, let folderMode):
+                do {
+                    try mover.makeFolders(folder, mode: folderMode)
+                    // An existing quarantine is made private again (it may predate us).
+                    if folderMode == 0o700 { try context.fs.chmod(folder, folderMode) }
+                    let destination = mover.uniqueDestination(folder: folder, relative: relative)
+                    try mover.makeFolders((destination as NSString).deletingLastPathComponent, mode: folderMode)
+                    intents.append(Intent(file: file, plan: plan, destination: destination))
+                } catch {
+                    try await context.policy.fileFailed(file.id, path: file.path, reason: "\(error)")
+                }
+            }
+        }
+        guard !intents.isEmpty else { return }
+        // 2. The destinations, durably, before any file is touched.
+        try await store.beginDisposals(intents.map { ($0.file.id, $0.destination) })
+        CrashPoint.reach("disposal-begun")
+        // 3. Each file; the source folders are fsynced once at the end.
+        var done: [(id: Int64, destination: String?)] = []
+        var sourceFolders: Set<String> = []
+        for intent in intents {
+            let file = intent.file
+            // Checked again right before the move: the file may have changed since step 1.
+            guard case .unchanged = checkIdentity(file) else {
+                try await store.abandonDisposal(file.id, detail: "changed just before it was filed")
+                await watcher.forgetVersion(file.path)
+                continue
+            }
+            do {
+                switch intent.plan {
+                case .leave:
+                    break
+                case .delete:
+                    try context.fs.unlink(file.path)
+                    sourceFolders.insert((file.path as NSString).deletingLastPathComponent)
+                case .move(_, _, let fileMode, _):
+                    try mover.move(file.path, to: intent.destination!, fileMode: fileMode)
+                    sourceFolders.insert((file.path as NSString).deletingLastPathComponent)
+                }
+            } catch {
+                try await failed(file, error)
+                continue
+            }
+            done.append((file.id, intent.destination))
+            await context.policy.fileRecovered(file.id)
+            if intent.plan != .leave { await watcher.release(file.path) }
+            context.logger.info("file disposed", metadata: ["file.path": "\(file.path)", "file.destination": "\(intent.destination ?? "left in place")"])
+        }
+        for folder in sourceFolders { try? context.fs.fsyncDirectory(folder) }
+        try await store.finishDisposals(done)
+    }
+
+    /// A disposal step failed: rolled back → the file is `decided` again with the reason;
+    /// not rolled back (a copy is left at the destination) → it stays `disposing` and the
+    /// resume finishes it. Either way it waits before the next try, and the reason shows.
+    private func failed(_ file: FileRecord, _ error: any Error) async throws {
+        let reason = "\(error)"
+        if let failure = error as? FileMover.Failure, !failure.rolledBack {
+            try await context.policy.fileFailed(file.id, path: file.path, reason: reason)
+        } else {
+            try await context.store.rollBackDisposal(file.id, reason: reason)
+            try await context.policy.fileFailed(file.id, path: file.path, reason: reason)
+        }
+    }
+
+    private enum IdentityCheck {
+        case unchanged, changed, gone
+        case failed(FileSystemError)
+    }
+
+    private func checkIdentity(_ file: FileRecord) -> IdentityCheck {
+        do {
+            let now = try context.fs.lstat(file.path)
+            return now.identity == file.identity ? .unchanged : .changed
+        } catch {
+            return error.errno == ENOENT ? .gone : .failed(error)
+        }
+    }
+
+    private func lstatOrNil(_ path: String) throws(FileSystemError) -> FileStat? {
+        do {
+            return try context.fs.lstat(path)
+        } catch where error.errno == ENOENT {
+            return nil
+        }
+    }
+
+    // MARK: resume
+
+    /// Disposals a crash (or a failed rollback) left `disposing`: each is finished from what
+    /// is on disk, its identity checked first. A file that cannot be finished now waits with
+    /// its reason; it never stops the others or the start.
+    func resumeInterrupted() async throws {
+        for file in try await context.store.files(in: [.disposing]) where await context.policy.mayTry(file.id) {
+            do {
+                try await resume(file)
+            } catch let error as FileSystemError {
+                try await context.policy.fileFailed(file.id, path: file.path, reason: "\(error)")
+            } catch let error as FileMover.Failure {
+                try await failed(file, error)
+            }
+        }
+    }
+
+    private func resume(_ file: FileRecord) async throws {
+        let store = context.store
+        let destination = file.disposedTo
+        let source = try lstatOrNil(file.path)
+        let isMove = destination != nil && destination != Decisions.deletedMarker
+        let target = isMove ? try lstatOrNil(destination!) : nil
+        var holdsScanned = false
+        if isMove, let target, source?.node != target.node {
+            holdsScanned = targetHoldsScannedBytes(file, target: destination!, source: source)
+        }
+        if isMove { try? context.fs.unlink(FileMover.partialPath(for: destination!)) }  // a copy cut short
+        let action = Decisions.resume(destination: destination, recorded: file.identity, source: source, target: target,
+                                      targetHoldsScannedBytes: holdsScanned)
+        let fileMode: mode_t? = file.outcome == .threat ? 0o600 : nil
+        switch action {
+        case .finish(let at):
+            if isMove, at != nil, let fileMode { try context.fs.chmod(at!, fileMode) }  // the mode, if the crash came first
+            if source != nil && at != nil { await watcher.forgetVersion(file.path) }  // a new version sits at the path
+            try await store.finishDisposal(file.id, destination: at)
+        case .removeSourceThenFinish:
+            if let fileMode { try context.fs.chmod(destination!, fileMode) }
+            try context.fs.fsyncDirectory((destination! as NSString).deletingLastPathComponent)
+            try context.fs.unlink(file.path)
+            try context.fs.fsyncDirectory((file.path as NSString).deletingLastPathComponent)
+            try await store.finishDisposal(file.id, destination: destination)
+            await watcher.release(file.path)
+        case .disposeAgain:
+            if destination == Decisions.deletedMarker {
+                try context.fs.unlink(file.path)
+                try context.fs.fsyncDirectory((file.path as NSString).deletingLastPathComponent)
+                try await store.finishDisposal(file.id, destination: destination)
+            } else {
+                let free = target == nil ? destination! : mover.uniqueDestination(
+                    folder: (destination! as NSString).deletingLastPathComponent, relative: (destination! as NSString).lastPathComponent)
+                try mover.move(file.path, to: free, fileMode: fileMode)
+                try await store.finishDisposal(file.id, destination: free)
+            }
+            await watcher.release(file.path)
+        case .supersede:
+            try await store.abandonDisposal(file.id, detail: "changed before its disposal finished")
+            await watcher.forgetVersion(file.path)
+        }
+        await context.policy.fileRecovered(file.id)
+    }
+
+    /// Whether the destination (another inode than the source) holds exactly the scanned
+    /// bytes: its sha256 equals the recorded one, or, for a file never hashed, its bytes equal
+    /// the unchanged source's.
+    private func targetHoldsScannedBytes(_ file: FileRecord, target: String, source: FileStat?) -> Bool {
+        if let sha = file.sha256 {
+            return (try? FileHasher().hashFile(atPath: target).sha256) == sha
+        }
+        guard let source, source.identity == file.identity else { return false }
+        return mover.sameContent(file.path, target)
+    }
+}
