@@ -57,6 +57,12 @@ public actor DirectoryWatcher {
         changed.insert(path)
     }
 
+    /// The recorded version of `path` now has `identity` (its ctime changed by our own
+    /// rolled-back link, its bytes checked).
+    func noteRecorded(_ path: String, _ identity: FileIdentity) {
+        known[path] = identity
+    }
+
     /// The file left `path` (moved or deleted): the path is free for a new file.
     func release(_ path: String) {
         known[path] = nil

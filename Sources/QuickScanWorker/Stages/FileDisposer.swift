@@ -133,8 +133,23 @@ struct FileDisposer: Sendable {
             try await context.policy.fileFailed(file.id, path: file.path, reason: reason)
         } else {
             try await context.store.rollBackDisposal(file.id, reason: reason)
+            try await refreshIdentityAfterRollback(file)
             try await context.policy.fileFailed(file.id, path: file.path, reason: reason)
         }
+    }
+
+    /// Linking and unlinking a second name changes the file's ctime: after a rollback the file
+    /// would look changed and be scanned (and reported) again. Its new ctime is recorded, but
+    /// only when the bytes are still the ones scanned.
+    private func refreshIdentityAfterRollback(_ file: FileRecord) async throws {
+        guard let now = try? context.fs.lstat(file.path), now.identity != file.identity,
+              now.identity.inode == file.identity.inode, now.identity.size == file.identity.size,
+              now.identity.mtimeNs == file.identity.mtimeNs else { return }
+        if let sha = file.sha256 {
+            guard (try? FileHasher().hashFile(atPath: file.path).sha256) == sha else { return }
+        }
+        try await context.store.refreshIdentity(file.id, to: now.identity)
+        await watcher.noteRecorded(file.path, now.identity)
     }
 
     private enum IdentityCheck {

@@ -364,6 +364,17 @@ public actor WorkerStore {
         }
     }
 
+    /// The file's recorded identity after our own rolled-back link changed its ctime (the
+    /// caller checked that its bytes are the ones scanned).
+    public func refreshIdentity(_ id: Int64, to identity: FileIdentity) throws {
+        try db.transaction {
+            guard let state = try db.queryOne("SELECT state FROM files WHERE id = ?", [id])?.string("state") else { return }
+            try db.run("UPDATE files SET inode = ?, size = ?, mtime_ns = ?, ctime_ns = ?, updated_at = ? WHERE id = ?",
+                       [identity.inode, identity.size, identity.mtimeNs, identity.ctimeNs, Self.now(), id])
+            try event("file", String(id), from: state, to: state, detail: "ctime changed by a rolled-back link; content checked")
+        }
+    }
+
     /// disposing → superseded: the file changed before it was filed and nothing was placed for
     /// it; its new version is rescanned.
     public func abandonDisposal(_ id: Int64, detail: String) throws {
