@@ -130,7 +130,7 @@ struct DisposalFailureTests {
                 $0.settleSeconds = 0.3
                 $0.maxSettleSeconds = 1.5
             }
-            #expect(Date().timeIntervalSince(started) < 20)
+            #expect(Date().timeIntervalSince(started) < 90, "the run ended by itself")
             #expect(summary.exitCode == 4)
             #expect(summary.deferredReason?.contains("still changing") == true)
             #expect(ws.contents(ws.dir.path + "/clean/steady.txt") == Array("steady".utf8))

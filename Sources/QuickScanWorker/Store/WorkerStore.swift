@@ -560,13 +560,15 @@ public actor WorkerStore {
     // MARK: run summary
 
     /// Outcomes decided in this run and in earlier runs that ended without reporting (killed):
-    /// a threat found by a run that died is reported by the next one.
+    /// a threat found by a run that died is reported by the next one, and by no other.
+    /// A threat whose file changed before it was filed still counts: it was seen.
     public func outcomesThisRun() throws -> [Outcome: Int] {
         guard runID != nil else { return [:] }
         var counts: [Outcome: Int] = [:]
         for row in try db.query("""
             SELECT outcome, COUNT(*) AS n FROM files
-            WHERE decided_run IN (SELECT id FROM runs WHERE reported_in IS NULL) AND state != 'superseded'
+            WHERE decided_run IN (SELECT id FROM runs WHERE reported_in IS NULL)
+              AND (state != 'superseded' OR outcome = 'threat')  -- a threat seen is reported, even if it changed before it was filed
             GROUP BY outcome
             """) {
             if let o = row.string("outcome").flatMap(Outcome.init) { counts[o] = Int(row.int("n") ?? 0) }
