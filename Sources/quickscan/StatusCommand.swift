@@ -48,6 +48,10 @@ struct StatusCommand: ParsableCommand {
         } else {
             summary.add("oldest pending", "none")
         }
+        if r.notFiledCount > 0 {
+            summary.add("not filed", "\(r.notFiledCount) file(s) whose disposal failed; retried with backoff")
+            for f in r.notFiled { summary.add("", "file \(f.id) (\(f.state)): \(TextTable.clean(f.path)): \(TextTable.clean(f.reason))") }
+        }
         if let q = r.quota {
             summary.add("quota", "used \(q.used) of \(q.total), in progress \(q.inProgress), remaining \(q.remaining) (read \(ISOTime.string(q.fetchedAt)), \(ago(q.fetchedAt)) ago)")
         } else {

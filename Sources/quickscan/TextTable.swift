@@ -35,7 +35,10 @@ struct TextTable {
     static func clean(_ cell: String) -> String {
         var out = ""
         for scalar in cell.unicodeScalars {
-            if scalar.value < 0x20 || scalar.value == 0x7f {
+            // C0, DEL, C1 and the bidi controls: a file name never forges a line or a column,
+            // nor reorders what the terminal shows.
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || [0x061c, 0x200e, 0x200f].contains(scalar.value)
+                || (0x202a...0x202e).contains(scalar.value) || (0x2066...0x2069).contains(scalar.value) {
                 out += "\\u{\(String(scalar.value, radix: 16))}"
             } else {
                 out.unicodeScalars.append(scalar)

@@ -99,6 +99,9 @@ struct DisposalFailureTests {
             #expect(next.exitCode == 4)
             #expect(next.deferredReason?.contains("Operation not permitted") == true)
         }
+        let status = try ResultsReader(path: ws.database).status()
+        #expect(status.notFiledCount == 1)
+        #expect(status.notFiled.first?.reason.contains("Operation not permitted") == true)
         let db = try SQLiteConnection(path: ws.database)
         let details = try db.query("SELECT detail FROM events WHERE entity = 'file' AND detail LIKE 'not filed:%'").compactMap { $0.string("detail") }
         #expect(details.count >= 2)

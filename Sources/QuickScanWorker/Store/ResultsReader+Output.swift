@@ -159,6 +159,11 @@ extension StatusReport {
                     .init("discovered_at", .time(f.discoveredAt)), .init("age_seconds", age(f.discoveredAt)),
                 ])
             } ?? .null),
+            .init("not_filed_count", .int(Int64(notFiledCount))),
+            .init("not_filed", .array(notFiled.map { f in
+                .object([.init("file_id", .int(f.id)), .init("path", .string(f.path)), .init("state", .string(f.state)),
+                         .init("reason", .string(f.reason))])
+            })),
             .init("recent_runs", .array(recentRuns.map { r in
                 .object([
                     .init("id", .int(r.id)), .init("mode", .string(r.mode)), .init("started_at", .time(r.startedAt)),

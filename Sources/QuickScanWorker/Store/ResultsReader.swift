@@ -155,6 +155,14 @@ public struct StatusReport: Sendable, Equatable {
         public var discoveredAt: Date
     }
 
+    /// A file whose disposal failed and is retried, with why.
+    public struct NotFiled: Sendable, Equatable {
+        public var id: Int64
+        public var path: String
+        public var state: String
+        public var reason: String
+    }
+
     /// One row of `runs`.
     public struct Run: Sendable, Equatable {
         public var id: Int64
@@ -188,6 +196,9 @@ public struct StatusReport: Sendable, Equatable {
     public var volumeStates: [Count]
     public var volumesInFlight: [VolumeInFlight]
     public var oldestPending: PendingFile?
+    /// Files that could not be filed (up to 20, oldest first) and how many there are.
+    public var notFiled: [NotFiled] = []
+    public var notFiledCount = 0
     /// The last five runs, newest first.
     public var recentRuns: [Run]
     public var quota: Quota?
@@ -336,9 +347,16 @@ public final class ResultsReader {
             let cooldown = try value("rate_limit_cooldown_until").flatMap(Double.init).flatMap { until in
                 until > now.timeIntervalSince1970 ? Date(timeIntervalSince1970: until) : nil
             }
-            return StatusReport(generatedAt: now, fileStates: files, pendingFiles: pending, outcomes: outcomes, volumeStates: volumes,
-                                volumesInFlight: inFlight, oldestPending: oldest, recentRuns: runs, quota: quota,
-                                rateLimitCooldownUntil: cooldown)
+            var report = StatusReport(generatedAt: now, fileStates: files, pendingFiles: pending, outcomes: outcomes, volumeStates: volumes,
+                                      volumesInFlight: inFlight, oldestPending: oldest, recentRuns: runs, quota: quota,
+                                      rateLimitCooldownUntil: cooldown)
+            let notFiledWhere = "pending_reason IS NOT NULL AND state IN ('decided', 'disposing')"
+            report.notFiledCount = Int(try db.queryOne("SELECT COUNT(*) AS n FROM files WHERE \(notFiledWhere)")?.int("n") ?? 0)
+            report.notFiled = try db.query("SELECT id, path, state, pending_reason FROM files WHERE \(notFiledWhere) ORDER BY id LIMIT 20").map { row in
+                StatusReport.NotFiled(id: row.int("id") ?? 0, path: row.string("path") ?? "", state: row.string("state") ?? "",
+                                      reason: row.string("pending_reason") ?? "")
+            }
+            return report
         }
     }
 
