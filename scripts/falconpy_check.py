@@ -4,15 +4,15 @@
 Usage: falconpy_check.py BASE_URL [EMULATOR_STDERR_LOG]
 
 Every Falcon operation the emulator serves is called through FalconPy's service classes
-(OAuth2, SampleUploads, QuickScan) and through the Uber class (APIHarnessV2). Each check prints
+(OAuth2, SampleUploads, QuickScan, QuickScanPro) and through the Uber class (APIHarnessV2). Each check prints
 one PASS/FAIL line; the last line is "N passed, M failed". Exit status 1 on any failure.
 
 With the emulator's stderr log (run with --log-level warning), the wire-contract violations it
 logged are checked too: FalconPy must cause none besides the one provoked on purpose (limit 5001).
 
 The emulator is expected to run with --credential CLIENT_ID:CLIENT_SECRET (the constants below)
-and --scan-polls-until-done 1: the first GetScans of a new
-volume sees it in progress (left out of resources), the next one sees it done.
+and --scan-polls-until-done 1 (the default): the first GetScans (GetScanResult) of a new scan
+lists it in progress without verdicts (result), the next one sees it done.
 """
 import hashlib
 import re
@@ -20,13 +20,15 @@ import sys
 import time
 import uuid
 
-from falconpy import APIHarnessV2, OAuth2, QuickScan, SampleUploads
+from falconpy import APIHarnessV2, OAuth2, QuickScan, QuickScanPro, SampleUploads
 
 CLIENT_ID = "0123456789abcdef0123456789abcdef"
 CLIENT_SECRET = "abcdefghijklmnopqrstuvwxyz0123456789ABCD"
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 SCAN_ID = re.compile(r"^[0-9a-f]{32}_[0-9a-f]{32}$")
+PRO_SCAN_ID = re.compile(r"^[0-9a-f]{32}$")
+SUSPICIOUS = b"QUICKSCAN-EMULATOR-SUSPICIOUS from falconpy-check"
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 passed = 0
@@ -91,7 +93,10 @@ def poll_scan(name, get, scan_id, attempts=5):
     first = get(scan_id)
     body = envelope(f"{name} (first poll)", first, quota=True)
     if body is not None:
-        check(f"{name}: first poll sees the volume in progress (empty resources)", body["resources"] == [], str(body)[:300])
+        running = (body["resources"] or [{}])[0]
+        check(f"{name}: first poll lists the volume in progress, without verdicts",
+              running.get("id") == scan_id and running.get("status") == "in_progress"
+              and all("verdict" not in sample for sample in running.get("samples", [])), str(body)[:300])
     for _ in range(attempts):
         response = get(scan_id)
         body = response.get("body", {}) if isinstance(response, dict) else {}
@@ -118,6 +123,178 @@ def verdicts(name, scan, expected):
         check(f"{name}: verdict of {sha[:12]}… contains '{verdict}'", verdict in str(sample.get("verdict")), str(sample))
         check(f"{name}: error of {sha[:12]}… {'present' if has_error else 'absent'}",
               ("error" in sample) == has_error, str(sample))
+
+
+def pro_poll(name, get, scan_ids, attempts=5):
+    """GetScanResult until every scan is done; the first call must list them in progress."""
+    first = get(scan_ids)
+    body = envelope(f"{name} (first poll)", first)
+    if body is not None:
+        check(f"{name}: first poll lists each scan in progress without a result",
+              [r.get("id") for r in body["resources"]] == scan_ids
+              and all(r.get("scan", {}).get("status") == "in_progress" and "result" not in r for r in body["resources"]),
+              str(body)[:300])
+        check(f"{name}: GetScanResult meta carries no quota (msa.MetaInfo)", "quota" not in body["meta"] and "quota" not in body,
+              str(body)[:200])
+    for _ in range(attempts):
+        response = get(scan_ids)
+        body = response.get("body", {}) if isinstance(response, dict) else {}
+        resources = body.get("resources", [])
+        if resources and all(r.get("scan", {}).get("status") == "done" for r in resources):
+            envelope(f"{name} (done)", response)
+            return {r["id"]: r for r in resources}
+        time.sleep(0.2)
+    check(f"{name}: scans done", False, short(response))
+    return {}
+
+
+def pro_quota(name, body):
+    """QuickScan Pro's QuotaResource in meta (upload, launch, query). The top-level copy is not
+    checked here: FalconPy's result keeps only meta, resources and errors of the body."""
+    quota = body.get("meta", {}).get("quota")
+    check(f"{name}: meta.quota has total and used", isinstance(quota, dict)
+          and all(isinstance(quota.get(k), int) for k in ("total", "used")), str(body)[:300])
+
+
+def pro_results(name, results, expected):
+    """Check each scan's verdict: expected maps scan id -> (sha256, verdict, scan.errors expected)."""
+    for scan_id, (sha, verdict, has_errors) in expected.items():
+        resource = results.get(scan_id, {})
+        result = resource.get("result", {})
+        scan = resource.get("scan", {})
+        check(f"{name}: {scan_id[:8]}… scan.sha256, timestamps", scan.get("sha256") == sha
+              and "created_timestamp" in scan and "updated_timestamp" in scan, str(resource)[:300])
+        check(f"{name}: {scan_id[:8]}… verdict {verdict}", result.get("verdict") == verdict, str(resource)[:300])
+        check(f"{name}: {scan_id[:8]}… malicious_confidence, verdict_reason, file_type_short, file_artifacts",
+              isinstance(result.get("malicious_confidence"), int) and isinstance(result.get("verdict_reason"), str)
+              and isinstance(result.get("file_type_short"), str)
+              and (result.get("file_artifacts") or [{}])[0].get("sha256") == sha, str(result)[:300])
+        check(f"{name}: {scan_id[:8]}… scan.errors {'present' if has_errors else 'empty'}",
+              bool(scan.get("errors")) == has_errors, str(scan)[:300])
+
+
+def pro_checks(base_url, auth, tag):
+    """Every QuickScan Pro operation through the service class and the Uber class."""
+    pro = QuickScanPro(auth_object=auth)
+    clean = f"pro clean from falconpy-check {tag}\n".encode()
+    files = {"eicar": (EICAR, "eicar.com"), "png": (PNG, "image.png"), "suspicious": (SUSPICIOUS, "odd.bin"),
+             "clean": (clean, "notes.txt")}
+    shas = {label: hashlib.sha256(data).hexdigest() for label, (data, _) in files.items()}
+
+    for label, (data, name) in files.items():
+        uploaded = pro.upload_file(file=data, file_name=name, scan=False)
+        body = envelope(f"UploadFileQuickScanPro {label}", uploaded)
+        if body is not None:
+            resource = (body.get("resources") or [{}])[0]
+            check(f"UploadFileQuickScanPro {label}: sha256, no scan_id", resource.get("sha256") == shas[label]
+                  and "scan_id" not in resource, str(resource))
+            pro_quota(f"UploadFileQuickScanPro {label}", body)
+
+    scan_ids = {}
+    for label in ("eicar", "png", "clean"):
+        launched = pro.launch_scan(sha256=shas[label])
+        body = envelope(f"LaunchScan {label}", launched)
+        if body is not None:
+            resource = (body.get("resources") or [{}])[0]
+            scan_ids[label] = resource.get("id")
+            check(f"LaunchScan {label}: id (32 hex), sha256, created_timestamp",
+                  bool(PRO_SCAN_ID.match(resource.get("id") or "")) and resource.get("sha256") == shas[label]
+                  and isinstance(resource.get("created_timestamp"), str), str(resource))
+            pro_quota(f"LaunchScan {label}", body)
+    launched = pro.launch_scan(body={"resources": [{"sha256": shas["suspicious"]}]})
+    body = envelope("LaunchScan (body=)", launched)
+    if body is not None:
+        scan_ids["suspicious"] = (body.get("resources") or [{}])[0].get("id")
+
+    ids = [scan_ids.get(label) for label in ("eicar", "png", "suspicious", "clean")]
+    if all(ids):
+        results = pro_poll("GetScanResult (list of ids)", lambda i: pro.get_scan_result(ids=i), ids)
+        pro_results("GetScanResult", results, {
+            scan_ids["eicar"]: (shas["eicar"], "malicious", False),
+            scan_ids["png"]: (shas["png"], "unknown", True),
+            scan_ids["suspicious"]: (shas["suspicious"], "suspicious", False),
+            scan_ids["clean"]: (shas["clean"], "clean", False),
+        })
+        comma = pro.get_scan_result(ids=",".join(ids[:2]))
+        body = envelope("GetScanResult (comma string → repeated ids)", comma)
+        if body is not None:
+            check("GetScanResult (comma string): both scans", [r.get("id") for r in body["resources"]] == ids[:2], str(body)[:300])
+
+    query = pro.query_scan_results(filter=f"sha256:'{shas['eicar']}'+verdict:'malicious'", sort="created_timestamp.desc",
+                                   limit=10, offset=0)
+    body = envelope("QueryScanResults (filter with +, sort, limit, offset)", query)
+    if body is not None:
+        check("QueryScanResults: finds the EICAR scan by sha256", body["resources"] == [scan_ids.get("eicar")], str(body)[:300])
+        pagination = body["meta"].get("pagination", {})
+        check("QueryScanResults: meta.pagination offset, limit, total",
+              pagination.get("offset") == 0 and pagination.get("limit") == 10 and pagination.get("total") == 1, str(pagination))
+        pro_quota("QueryScanResults", body)
+    every = pro.query_scan_results(filter="", sort="created_timestamp.asc")
+    body = envelope("QueryScanResults (empty filter)", every)
+    if body is not None:
+        check("QueryScanResults: empty filter lists every scan, oldest first, default limit 50",
+              body["resources"][:4] == [scan_ids.get(label) for label in ("eicar", "png", "clean", "suspicious")]
+              and body["meta"].get("pagination", {}).get("limit") == 50, str(body)[:300])
+
+    scanned = pro.upload_file(file=EICAR, file_name="again.com", scan=True)
+    body = envelope("UploadFileQuickScanPro scan=True", scanned)
+    if body is not None:
+        resource = (body.get("resources") or [{}])[0]
+        check("UploadFileQuickScanPro scan=True: scan_id", bool(PRO_SCAN_ID.match(resource.get("scan_id") or "")), str(resource))
+        if resource.get("scan_id"):
+            results = pro_poll("GetScanResult (upload with scan)", lambda i: pro.get_scan_result(ids=i), [resource["scan_id"]])
+            pro_results("GetScanResult (upload with scan)", results, {resource["scan_id"]: (shas["eicar"], "malicious", False)})
+
+    # --- Uber class --------------------------------------------------------------------------
+    uber = APIHarnessV2(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=base_url, ssl_verify=False)
+    uber_data = f"uber pro upload {tag}\n".encode()
+    uber_sha = hashlib.sha256(uber_data).hexdigest()
+    uploaded = uber.command("UploadFileMixin0Mixin94", files=[("file", ("uber.txt", uber_data))], data={"scan": True})
+    body = envelope("Uber UploadFileMixin0Mixin94 (scan=True)", uploaded)
+    uber_scan = None
+    if body is not None:
+        resource = (body.get("resources") or [{}])[0]
+        uber_scan = resource.get("scan_id")
+        check("Uber UploadFileMixin0Mixin94: sha256 and scan_id", resource.get("sha256") == uber_sha
+              and bool(PRO_SCAN_ID.match(uber_scan or "")), str(resource))
+    uploaded = uber.command("UploadFileQuickScanPro", files=[("file", ("uber2.bin", SUSPICIOUS))], data={"scan": False})
+    envelope("Uber UploadFileQuickScanPro (scan=False)", uploaded)
+    launched = uber.command("LaunchScan", body={"resources": [{"sha256": shas["suspicious"]}]})
+    body = envelope("Uber LaunchScan", launched)
+    uber_launch = (body or {}).get("resources", [{}])[0].get("id") if body else None
+    if uber_scan and uber_launch:
+        results = pro_poll("Uber GetScanResult", lambda i: uber.command("GetScanResult", ids=i), [uber_scan, uber_launch])
+        pro_results("Uber GetScanResult", results, {uber_scan: (uber_sha, "clean", False),
+                                                    uber_launch: (shas["suspicious"], "suspicious", False)})
+    query = uber.command("QueryScanResults", filter=f"id:'{uber_launch}'", limit=5, sort="created_timestamp.desc")
+    body = envelope("Uber QueryScanResults", query)
+    if body is not None:
+        check("Uber QueryScanResults: finds the scan by id", body["resources"] == [uber_launch], str(body)[:300])
+    deleted = uber.command("DeleteScanResult", ids=[uber_scan, uber_launch])
+    body = envelope("Uber DeleteScanResult", deleted)
+    if body is not None:
+        check("Uber DeleteScanResult: resources are the ids", body["resources"] == [uber_scan, uber_launch], str(body))
+    deleted = uber.command("DeleteFile", ids=[uber_sha])
+    body = envelope("Uber DeleteFile", deleted)
+    if body is not None:
+        check("Uber DeleteFile: resources is the sha256", body["resources"] == [uber_sha], str(body))
+    uber.logout()
+
+    # --- Cleanup (service class) ---------------------------------------------------------------
+    removed = pro.delete_scan_result(ids=ids)
+    body = envelope("DeleteScanResult (many ids)", removed)
+    if body is not None:
+        check("DeleteScanResult: resources are the ids", body["resources"] == ids, str(body)[:300])
+    gone = pro.get_scan_result(ids=ids[0])
+    body = envelope("GetScanResult after DeleteScanResult", gone)
+    if body is not None:
+        check("GetScanResult after delete: no resources, errors name the id",
+              body["resources"] == [] and (body["errors"] or [{}])[0].get("id") == ids[0], str(body)[:300])
+    all_shas = [shas[label] for label in files]
+    removed = pro.delete_file(ids=all_shas)
+    body = envelope("DeleteFile (many sha256s)", removed)
+    if body is not None:
+        check("DeleteFile: resources are the sha256s", body["resources"] == all_shas, str(body)[:300])
 
 
 def main():
@@ -155,7 +332,7 @@ def main():
     scanner = QuickScan(auth_object=auth)
 
     # --- Sample Uploads (service class) ----------------------------------------------------------
-    for label, data, name in (("eicar", EICAR, "eicar.com"), ("png", PNG, "image.png"), ("clean", clean, "notes.txt")):
+    for label, data, name in (("eicar", EICAR, "eicar.com"), ("png", PNG, "image.png"), ("clean", clean, "notes.ps1")):
         result = samples.upload_sample(file_data=data, file_name=name, comment="falconpy-check", is_confidential=True)
         body = envelope(f"UploadSampleV3 {label}", result)
         if body is not None:
@@ -193,8 +370,9 @@ def main():
         both = scanner.get_scans(ids=f"{scan_id},{second_id}")  # FalconPy splits into ids=a&ids=b
         body = envelope("GetScans (comma string → repeated ids)", both, quota=True)
         if body is not None:
-            check("GetScans (repeated ids): only the done volume is listed while the new one is in progress",
-                  [scan.get("id") for scan in body["resources"]] == [scan_id], str(body)[:300])
+            check("GetScans (repeated ids): the done volume and the new one in progress are both listed",
+                  [(scan.get("id"), scan.get("status")) for scan in body["resources"]]
+                  == [(scan_id, "done"), (second_id, "in_progress")], str(body)[:300])
         both = scanner.get_scans(ids=[scan_id, second_id])
         body = envelope("GetScans (second poll of both)", both, quota=True)
         if body is not None:
@@ -252,7 +430,7 @@ def main():
     check("Uber oauth2AccessToken: status 201", uber_token.get("status_code") == 201, short(uber_token))
     uber_data = f"uber upload {tag}\n".encode()
     uber_sha = hashlib.sha256(uber_data).hexdigest()
-    uploaded = uber.command("UploadSampleV3", files=[("sample", ("uber.txt", uber_data))], data={"file_name": "uber.txt"})
+    uploaded = uber.command("UploadSampleV3", files=[("sample", ("uber.py", uber_data))], data={"file_name": "uber.py"})
     body = envelope("Uber UploadSampleV3", uploaded)
     if body is not None:
         check("Uber UploadSampleV3: sha256", (body["resources"] or [{}])[0].get("sha256") == uber_sha, str(body)[:200])
@@ -286,6 +464,18 @@ def main():
     revoked = uber.command("oauth2RevokeToken", token_value=uber_token.get("body", {}).get("access_token", ""))
     envelope("Uber oauth2RevokeToken", revoked, resources=False)
     check("Uber logout (revokes its token)", uber.logout() is True)
+
+    # --- Plain text is not an accepted type: unknown with an error --------------------------------
+    text = f"plain text {tag}\n".encode()
+    text_sha = hashlib.sha256(text).hexdigest()
+    samples.upload_sample(file_data=text, file_name="notes.txt")
+    text_scan = (scanner.scan_samples(samples=[text_sha]).get("body", {}).get("resources") or [None])[0]
+    if text_scan:
+        scan = poll_scan("GetScans (plain text)", lambda sid: scanner.get_scans(ids=sid), text_scan)
+        verdicts("GetScans (plain text)", scan, {text_sha: ("unknown", True)})
+    samples.delete_sample(ids=text_sha)
+
+    pro_checks(base_url, auth, tag)
 
     # --- Cleanup and revoke (service classes) ----------------------------------------------------
     for label in ("eicar", "png", "clean"):

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `meta.quota` of Quick Scan replies (`mlscannerapi.MetaInfo`): the scan quota.
 public struct QuickScanQuota: Codable, Sendable, Equatable {
     public var total: Int
@@ -59,6 +61,11 @@ public struct FalconMeta: Codable, Sendable {
         case quota, pagination
     }
 
+    /// QuickScan Pro's swagger nests `msa.MetaInfo` as `MetaInfo` (quickscan-pro.md §3).
+    private enum NestedKeys: String, CodingKey {
+        case nested = "MetaInfo"
+    }
+
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         queryTime = try? c.decodeIfPresent(Double.self, forKey: .queryTime)
@@ -66,6 +73,15 @@ public struct FalconMeta: Codable, Sendable {
         poweredBy = try? c.decodeIfPresent(String.self, forKey: .poweredBy)
         quota = try? c.decodeIfPresent(QuickScanQuota.self, forKey: .quota)
         pagination = try? c.decodeIfPresent(FalconPagination.self, forKey: .pagination)
+        // Read through a nested `MetaInfo` for whatever the flat form left out.
+        if let outer = try? decoder.container(keyedBy: NestedKeys.self),
+           let nested = (try? outer.decodeIfPresent(FalconMeta.self, forKey: .nested)) ?? nil {
+            queryTime = queryTime ?? nested.queryTime
+            traceID = traceID ?? nested.traceID
+            poweredBy = poweredBy ?? nested.poweredBy
+            quota = quota ?? nested.quota
+            pagination = pagination ?? nested.pagination
+        }
     }
 }
 
@@ -74,12 +90,15 @@ struct FalconEnvelope<Resource: Decodable>: Decodable {
     var meta: FalconMeta
     var errors: [FalconAPIErrorItem]
     var resources: [Resource]
+    /// QuickScan Pro's top-level `quota` (quickscan-pro.md §3).
+    var quota: QuickScanQuota?
 
-    enum CodingKeys: String, CodingKey { case meta, errors, resources }
+    enum CodingKeys: String, CodingKey { case meta, errors, resources, quota }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         meta = (try? c.decodeIfPresent(FalconMeta.self, forKey: .meta)) ?? FalconMeta()
+        quota = (try? c.decodeIfPresent(QuickScanQuota.self, forKey: .quota)) ?? nil
         errors = (try? c.decodeIfPresent([FalconAPIErrorItem].self, forKey: .errors)) ?? []
         // `resources` may be absent (ReplyMetaOnly) or null; elements must decode.
         resources = try c.decodeIfPresent([Resource].self, forKey: .resources) ?? []
@@ -159,6 +178,11 @@ public struct ScanResult: Codable, Sendable, Equatable {
     /// True when the volume finished: status `done` (case-insensitive).
     public var isDone: Bool { status.lowercased() == "done" }
 
+    /// True when the status is clearly a failure (`failed`, `error`, `canceled`/`cancelled`,
+    /// case-insensitive). Only `done` is documented (reference §5.2, open question 1): any
+    /// other status means "keep polling", up to the caller's time cap.
+    public var isFailed: Bool { isFailureStatus(status) }
+
     enum CodingKeys: String, CodingKey {
         case id, cid, status, samples
         case createdTimestamp = "created_timestamp"
@@ -172,6 +196,11 @@ public struct ScanResult: Codable, Sendable, Equatable {
         createdTimestamp = (try? c.decodeIfPresent(String.self, forKey: .createdTimestamp)) ?? nil
         samples = ((try? c.decodeIfPresent([ScannedSample].self, forKey: .samples)) ?? nil) ?? []
     }
+}
+
+/// `failed`, `error`, `canceled` or `cancelled`, case-insensitive and trimmed.
+func isFailureStatus(_ status: String) -> Bool {
+    ["failed", "error", "canceled", "cancelled"].contains(status.trimmingCharacters(in: .whitespaces).lowercased())
 }
 
 extension KeyedDecodingContainer {

@@ -27,15 +27,19 @@ extension HTTPFalconClient {
 
     /// GetScans for many volumes in one call (`ids=a&ids=b`); with no ids it returns only
     /// `meta.quota`. Scans still in progress may be missing from `resources`.
+    ///
+    /// A 404 (some or all ids unknown) is not an error: the swagger gives it the same
+    /// `ScanV1Response` model (reference §5.2), so the scans it did find are returned, with
+    /// `status` 404 and the API's `errors[]`.
     public func getScans(ids: [String]) async throws(FalconError) -> FalconResponse<ScanResult> {
         let request = FalconRequest(
             operation: "GetScans", method: .GET, path: "/scanner/entities/scans/v1",
-            query: ids.map { ("ids", $0) }, idempotent: true)
+            query: ids.map { ("ids", $0) }, idempotent: true, returnedStatuses: ids.isEmpty ? [] : [404])
         do {
             let reply = try await send(request)
             return try decode(reply, as: ScanResult.self, operation: "GetScans")
         } catch where error.status == 404 && !ids.isEmpty {
-            // The swagger allows a 404 ScanV1Response for unknown ids (reference §5.7): no scans.
+            // A 404 without a readable body: nothing was found.
             return FalconResponse(resources: [], meta: FalconMeta(), errors: error.apiErrors, status: 404, traceID: error.traceID, rawBody: [])
         }
     }

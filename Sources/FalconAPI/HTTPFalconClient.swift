@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -100,6 +101,9 @@ struct FalconRequest: Sendable {
     /// Safe to repeat after an answer was lost (reads, uploads by content, deletes).
     var idempotent: Bool
     var contentType: String?
+    /// Error statuses whose well-formed JSON reply is returned for the caller to decode instead
+    /// of thrown (GetScans' 404 still lists the scans it found, reference §5.2).
+    var returnedStatuses: Set<Int> = []
     var body: @Sendable () throws(FalconError) -> HTTPClientRequest.Body? = { nil }
 
     static func json<T: Encodable>(_ value: T) -> @Sendable () throws(FalconError) -> HTTPClientRequest.Body? {
@@ -212,6 +216,7 @@ extension HTTPFalconClient {
             await rateLimit.observe(
                 limit: reply.headers.first(name: "X-Ratelimit-Limit").flatMap { Int($0) },
                 remaining: reply.headers.first(name: "X-Ratelimit-Remaining").flatMap { Int($0) })
+            warnAboutDeprecation(reply.headers, operation: request.operation)
             logger.debug("falcon reply", metadata: [
                 "falcon.operation": "\(request.operation)", "http.status": "\(reply.status)",
                 "falcon.trace_id": "\(reply.traceID ?? "-")", "attempt": "\(attempt)",
@@ -219,6 +224,8 @@ extension HTTPFalconClient {
 
             switch reply.status {
             case 200..<300 where reply.isWellFormedJSON:
+                return reply
+            case _ where request.returnedStatuses.contains(reply.status) && reply.isWellFormedJSON:
                 return reply
             case 200..<300:
                 // A maintenance page or a body cut short: handled like an error page.
@@ -249,6 +256,22 @@ extension HTTPFalconClient {
             default:
                 throw error(for: reply, operation: request.operation, kind: request.auth == .none && request.path == "/oauth2/token" ? .authentication : .http)
             }
+        }
+    }
+
+    /// Headers that announce an API's retirement (PSFalcon warns on any `X-Api-Deprecation*`,
+    /// reference §3.1); each distinct header and value is logged once per process.
+    static let deprecationNoticesSeen = NIOLockedValueBox<Set<String>>([])
+
+    /// Logs a warning for each `X-Api-Deprecation*` header not seen before in this process.
+    func warnAboutDeprecation(_ headers: HTTPHeaders, operation: String) {
+        for header in headers where header.name.lowercased().hasPrefix("x-api-deprecation") {
+            let notice = header.name.lowercased() + ": " + header.value
+            let isNew = Self.deprecationNoticesSeen.withLockedValue { $0.insert(notice).inserted }
+            guard isNew else { continue }
+            logger.warning("the Falcon API announces a deprecation", metadata: [
+                "falcon.operation": "\(operation)", "http.header": "\(header.name)", "http.header_value": "\(header.value)",
+            ])
         }
     }
 
@@ -348,7 +371,10 @@ extension HTTPFalconClient {
     func decode<Resource: Decodable & Sendable>(_ reply: RawReply, as _: Resource.Type, operation: String) throws(FalconError) -> FalconResponse<Resource> {
         do {
             let envelope = try JSONDecoder().decode(FalconEnvelope<Resource>.self, from: Data(reply.body))
-            return FalconResponse(resources: envelope.resources, meta: envelope.meta, errors: envelope.errors,
+            var meta = envelope.meta
+            // QuickScan Pro may carry the quota at the top level instead (quickscan-pro.md §3).
+            if meta.quota == nil { meta.quota = envelope.quota }
+            return FalconResponse(resources: envelope.resources, meta: meta, errors: envelope.errors,
                                   status: reply.status, traceID: reply.traceID ?? envelope.meta.traceID, rawBody: reply.body)
         } catch {
             throw FalconError(kind: .decoding, message: "unreadable reply: \(error)", operation: operation,

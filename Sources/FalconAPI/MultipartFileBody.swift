@@ -11,9 +11,11 @@ import Glibc
 import Darwin
 #endif
 
-/// A `multipart/form-data` body for UploadSampleV3 whose file part streams from disk.
+/// A `multipart/form-data` body for UploadSampleV3 (and the QuickScan Pro upload) whose file
+/// part streams from disk.
 ///
-/// Form fields come first, then the `sample` part (as FalconPy sends it, reference §4.1). The
+/// Form fields come first, then the file part: `sample` for Sample Uploads v3 (as FalconPy sends
+/// it, reference §4.1), `file` for QuickScan Pro (quickscan-pro.md §2.1). The
 /// file is read in chunks on NIO's blocking thread pool as the connection asks for more, so a
 /// 256 MiB sample never sits in memory. The bytes sent are hashed on the way.
 struct MultipartFileBody: Sendable {
@@ -24,13 +26,16 @@ struct MultipartFileBody: Sendable {
     let fileSize: Int64
     let chunkSize: Int
 
-    init(path: String, fileSize: Int64, fields: [(String, String)], fileName: String, chunkSize: Int = 256 * 1024) {
+    init(
+        path: String, fileSize: Int64, fields: [(String, String)], fileName: String, filePartName: String = "sample",
+        chunkSize: Int = 256 * 1024
+    ) {
         let boundary = "quickscan-" + (0..<24).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
         var head = ""
         for (name, value) in fields {
             head += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n"
         }
-        head += "--\(boundary)\r\nContent-Disposition: form-data; name=\"sample\"; filename=\"\(Self.quoted(fileName))\"\r\n"
+        head += "--\(boundary)\r\nContent-Disposition: form-data; name=\"\(filePartName)\"; filename=\"\(Self.quoted(fileName))\"\r\n"
         head += "Content-Type: application/octet-stream\r\n\r\n"
         self.boundary = boundary
         self.prefix = Array(head.utf8)

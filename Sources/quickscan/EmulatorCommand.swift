@@ -4,12 +4,12 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// `quickscan emulator`: a local Falcon API (OAuth2, Sample Uploads v3, Quick Scan) for trying
+/// `quickscan emulator`: a local Falcon API (OAuth2, Sample Uploads v3, Quick Scan, QuickScan Pro) for trying
 /// the client and the worker without credentials, with scripted faults.
 struct EmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "emulator",
-        abstract: "Run a local Falcon API emulator (OAuth2, Sample Uploads v3, Quick Scan).",
+        abstract: "Run a local Falcon API emulator (OAuth2, Sample Uploads v3, Quick Scan, QuickScan Pro).",
         discussion: """
             Prints `listening on http://HOST:PORT` as its first line on stdout, then serves until \
             SIGINT or SIGTERM. Any non-empty client id and secret are accepted unless --credential \
@@ -19,7 +19,16 @@ struct EmulatorCommand: AsyncParsableCommand {
             malware verdict; PNG or JPEG magic bytes give "unknown" with the error "unsupported \
             file type: image"; the marker QUICKSCAN-EMULATOR-SUSPICIOUS gives the suspicious \
             verdict; the marker QUICKSCAN-EMULATOR-UNKNOWN gives "unknown" without an error; \
-            anything else gives the clean verdict ("no specific threat").
+            anything else gives the clean verdict ("no specific threat") when its type is on \
+            Sample Uploads' accepted list (by file name or leading bytes: PE, Office, PDF, ELF, \
+            scripts such as .js .ps1 .py, ...), and otherwise "unknown" with the error \
+            "unsupported file type" (--unaccepted-types scan: the clean verdict). Plain text is \
+            not on the list.
+
+            QuickScan Pro (/quickscanpro/*) verdicts: EICAR malicious, the suspicious marker \
+            suspicious, QUICKSCAN-EMULATOR-LIKELY-BENIGN likely_benign, PNG/JPEG unknown with an \
+            entry in scan.errors, the unknown marker unknown, anything else clean. Scans finish \
+            like Quick Scan volumes (--scan-polls-until-done, --scan-duration).
 
             Fault specs (--fault, repeatable, checked in order): KIND[:KEY=VALUE,...]
               429            429 with X-Ratelimit-Retryafter; retry-after=SECONDS (1)
@@ -31,10 +40,14 @@ struct EmulatorCommand: AsyncParsableCommand {
               expire-tokens  invalidate every token issued so far
               malformed      a 200 with a broken body, operation not performed;
                              shape=html|truncated|wrong-shape|no-resources (html)
+              refuse-sample  ScanSamples refuses a volume holding sha256=HEX (required)
+                             with a 400 naming it; op=LaunchScan for QuickScan Pro
             Keys for every kind:
               op=OPERATION   oauth2AccessToken, oauth2RevokeToken, UploadSampleV3,
                              GetSampleV3, DeleteSampleV3, ScanSamples, GetScans,
-                             QuerySubmissionsMixin0, GetScansAggregates
+                             QuerySubmissionsMixin0, GetScansAggregates,
+                             UploadFileQuickScanPro, LaunchScan, GetScanResult,
+                             QueryScanResults, DeleteFile, DeleteScanResult
               path=PREFIX    request path prefix, e.g. /scanner/
               method=METHOD  GET, POST, DELETE
               skip=N         let the first N matching requests through
@@ -49,6 +62,7 @@ struct EmulatorCommand: AsyncParsableCommand {
               --fault drop:probability=0.1,seed=7
               --fault lost-response:op=ScanSamples,count=1
               --fault latency:ms=50
+              --fault refuse-sample:sha256=<64 hex>,count=1
             """
     )
 
@@ -71,14 +85,27 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "Customer id (32 hex digits): first half of scan ids.")
     var cid = EmulatorConfiguration().cid
 
-    @Option(help: "GetScans calls per scan that still see it in progress.")
-    var scanPollsUntilDone = 0
+    @Option(help: "GetScans (GetScanResult) calls per scan that still see it in progress.")
+    var scanPollsUntilDone = EmulatorConfiguration().scanPollsUntilDone
 
     @Option(help: "Seconds a scan stays in progress (both this and --scan-polls-until-done must pass).")
     var scanDuration: Double = 0
 
-    @Flag(help: "Return in-progress scans with their status and no verdicts, instead of leaving them out of resources.")
+    @Flag(help: "List in-progress scans with their status and no verdicts (the default; kept for old scripts).")
     var showInProgress = false
+
+    @Flag(help: "Leave in-progress scans out of GetScans and GetScanResult resources instead of listing them.")
+    var hideInProgress = false
+
+    @Option(help: "Samples whose type is not on Sample Uploads' accepted list: unknown-verdict (\"unknown\" + error) or scan (clean verdict).")
+    var unacceptedTypes = EmulatorConfiguration().unacceptedTypeBehaviour.rawValue
+
+    @Option(help: "Where QuickScan Pro replies carry quota: meta, top-level or both.")
+    var proQuota = EmulatorConfiguration().proQuotaPlacement.rawValue
+
+    @Option(name: .customLong("response-header"), help: ArgumentHelp(
+        "Header added to every response, e.g. X-Api-Deprecation:2027-01-01 (repeatable).", valueName: "name:value"))
+    var responseHeaders: [String] = []
 
     @Option(help: "Status of a scan that is not done.")
     var inProgressStatus = "in_progress"
@@ -113,7 +140,7 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "ScanSamples with a sha256 never uploaded: reject (400) or unknown-verdict.")
     var unknownSample = "reject"
 
-    @Option(help: "GetScans with an unknown scan id: not-found (404) or empty-ok (200).")
+    @Option(help: "GetScans with an unknown scan id: not-found (404 when none was found), not-found-if-any (404 listing the found ones) or empty-ok (200).")
     var unknownScan = "not-found"
 
     @Option(name: .customLong("fault"), help: ArgumentHelp("Fault rule (repeatable); see the syntax above.", valueName: "spec"))
@@ -143,7 +170,24 @@ struct EmulatorCommand: AsyncParsableCommand {
         configuration.cid = cid
         configuration.scanPollsUntilDone = scanPollsUntilDone
         configuration.scanDurationSeconds = scanDuration
-        configuration.emptyResourcesWhileInProgress = !showInProgress
+        if showInProgress, hideInProgress { throw ValidationError("--show-in-progress and --hide-in-progress exclude each other") }
+        configuration.emptyResourcesWhileInProgress = hideInProgress
+        guard let unaccepted = EmulatorConfiguration.UnacceptedTypeBehaviour(rawValue: unacceptedTypes) else {
+            throw ValidationError("--unaccepted-types must be unknown-verdict or scan, got '\(unacceptedTypes)'")
+        }
+        configuration.unacceptedTypeBehaviour = unaccepted
+        guard let placement = EmulatorConfiguration.QuotaPlacement(rawValue: proQuota) else {
+            throw ValidationError("--pro-quota must be meta, top-level or both, got '\(proQuota)'")
+        }
+        configuration.proQuotaPlacement = placement
+        for header in responseHeaders {
+            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
+                throw ValidationError("--response-header must be NAME:VALUE, got '\(header)'")
+            }
+            let name = String(header[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = String(header[header.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+            configuration.extraResponseHeaders.append((name, value))
+        }
         configuration.inProgressStatus = inProgressStatus
         configuration.quotaTotal = quotaTotal
         configuration.quotaUsed = quotaUsed
@@ -159,7 +203,7 @@ struct EmulatorCommand: AsyncParsableCommand {
         }
         configuration.unknownSampleBehaviour = sampleBehaviour
         guard let scanBehaviour = EmulatorConfiguration.UnknownScanBehaviour(rawValue: unknownScan) else {
-            throw ValidationError("--unknown-scan must be not-found or empty-ok, got '\(unknownScan)'")
+            throw ValidationError("--unknown-scan must be not-found, not-found-if-any or empty-ok, got '\(unknownScan)'")
         }
         configuration.unknownScanBehaviour = scanBehaviour
         guard cid.utf8.count == 32, cid.allSatisfy(\.isHexDigit) else {

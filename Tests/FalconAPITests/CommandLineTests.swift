@@ -20,8 +20,8 @@ struct CommandLineTests {
         let bin = quickscanExecutable()
         let dir = try TemporaryDirectory()
         let eicar = try dir.write("eicar.com", SampleContent.eicar)
-        let clean = try dir.write("notes with space.txt", "just notes")
-        try await withEmulator({ $0.quotaTotal = 77 }) { emulator in
+        let clean = try dir.write("notes with space.ps1", "just notes")
+        try await withEmulator({ $0.quotaTotal = 77; $0.scanPollsUntilDone = 0 }) { emulator in
             let env = env(emulator)
             let quota = try await runProcess(bin, ["quota"], environment: env)
             #expect(quota.status == 0, "\(quota.stderr)")
@@ -62,6 +62,50 @@ struct CommandLineTests {
             #expect(nested.status == 0, "\(nested.stderr)")
             #expect(emulator.violations.isEmpty, "\(emulator.violations)")
             #expect(emulator.stats.revokes >= 8, "each command revokes its token")
+        }
+    }
+
+    @Test func everyQuickScanProCommandAgainstTheEmulator() async throws {
+        let bin = quickscanExecutable()
+        let dir = try TemporaryDirectory()
+        let eicar = try dir.write("eicar.com", SampleContent.eicar)
+        let clean = try dir.write("notes with space.txt", "just notes")
+        try await withEmulator({ $0.scanPollsUntilDone = 0 }) { emulator in
+            let env = env(emulator)
+            let upload = try await runProcess(bin, ["pro", "upload", eicar, clean], environment: env)
+            #expect(upload.status == 0, "\(upload.stderr)")
+            let shas = upload.stdout.split(separator: "\n").dropFirst().map { String($0.prefix(64)) }
+            #expect(shas.count == 2)
+
+            let launch = try await runProcess(bin, ["pro", "launch"] + shas, environment: env)
+            #expect(launch.status == 0, "\(launch.stderr)")
+            let ids = launch.stdout.split(separator: "\n").dropFirst().map { String($0.prefix(32)) }
+            #expect(ids.count == 2)
+
+            let scanned = try await runProcess(bin, ["pro", "upload", "--scan", "--json", eicar], environment: env)
+            #expect(scanned.status == 0, "\(scanned.stderr)")
+            let uploadReply = try json(scanned.stdout)
+            #expect(((uploadReply["resources"] as? [[String: Any]])?.first?["scan_id"] as? String)?.count == 32)
+
+            let results = try await runProcess(bin, ["pro", "results"] + ids, environment: env)
+            #expect(results.status == 0, "\(results.stderr)")
+            #expect(results.stdout.contains("malicious"))
+            #expect(results.stdout.contains("clean"))
+            let resultsJSON = try await runProcess(bin, ["pro", "results", "--json"] + ids, environment: env)
+            #expect((try json(resultsJSON.stdout)["resources"] as? [Any])?.count == 2)
+
+            let query = try await runProcess(bin, ["pro", "query", "--sha256", shas[0], "--sort", "asc", "--limit", "10"], environment: env)
+            #expect(query.status == 0, "\(query.stderr)")
+            #expect(query.stdout.split(separator: "\n").count == 2, "two scans of the EICAR file")
+            #expect(query.stdout.contains(ids[0]))
+
+            let deleteScan = try await runProcess(bin, ["pro", "delete-scan", ids[1]], environment: env)
+            #expect(deleteScan.status == 0, "\(deleteScan.stderr)")
+            #expect(deleteScan.stdout.contains(ids[1]))
+            let deleteFile = try await runProcess(bin, ["pro", "delete-file", "--json"] + shas, environment: env)
+            #expect(deleteFile.status == 0, "\(deleteFile.stderr)")
+            #expect((try json(deleteFile.stdout)["resources"] as? [String]) == shas)
+            #expect(emulator.violations.isEmpty, "\(emulator.violations)")
         }
     }
 

@@ -22,7 +22,7 @@ struct QuickScanClientTests {
         let files = [
             "eicar.com": Array(SampleContent.eicar.utf8),
             "image.png": SampleContent.png,
-            "report.txt": Array("quarterly numbers".utf8),
+            "report.ps1": Array("quarterly numbers".utf8),
             "odd name \"quoted\".bin": Array(SampleContent.suspicious.utf8),
         ]
         try await withClient(configure: { $0.scanPollsUntilDone = 2 }) { client, emulator in
@@ -38,7 +38,7 @@ struct QuickScanClientTests {
             #expect(submitted.meta.quota?.used ?? 0 > 0)
 
             // A second volume, so one GetScans call covers two ids.
-            let (secondID, _) = try await client.scanSamples([shas["report.txt"]!])
+            let (secondID, _) = try await client.scanSamples([shas["report.ps1"]!])
             var polls = 0
             var done: [String: ScanResult] = [:]
             while done.count < 2, polls < 10 {
@@ -51,13 +51,13 @@ struct QuickScanClientTests {
             #expect(verdicts[shas["eicar.com"]!]?.verdict == "malware")
             #expect(verdicts[shas["image.png"]!]?.verdict == "unknown")
             #expect(verdicts[shas["image.png"]!]?.error?.isEmpty == false)
-            #expect(verdicts[shas["report.txt"]!]?.verdict == "no specific threat")
+            #expect(verdicts[shas["report.ps1"]!]?.verdict == "no specific threat")
             #expect(verdicts[shas["odd name \"quoted\".bin"]!]?.verdict == "suspicious")
             #expect(emulator.violations.isEmpty)
 
             for sha in shas.values { try await client.deleteSample(sha256: sha) }
             // Deleting again is not an error: the sample is gone either way.
-            try await client.deleteSample(sha256: shas["report.txt"]!)
+            try await client.deleteSample(sha256: shas["report.ps1"]!)
             #expect(emulator.stats.samplesDeleted == 4)
         }
     }
@@ -71,7 +71,7 @@ struct QuickScanClientTests {
 
     @Test func querySubmissionsEncodesPlusAndPages() async throws {
         let dir = try TemporaryDirectory()
-        try await withClient { client, emulator in
+        try await withClient(configure: { $0.scanPollsUntilDone = 0 }) { client, emulator in
             let path = try dir.write("a.txt", "hello")
             let sha = try await client.uploadSample(path: path).sha256
             let (first, _) = try await client.scanSamples([sha])

@@ -4,7 +4,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct AggregatesTests {
     @Test func termsWithSubAggregates() async throws {
-        try await withFalcon { emulator, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             let eicar = try await falcon.upload(Samples.eicar, token: token)
             let clean = try await falcon.upload(Samples.clean(), token: token)

@@ -167,7 +167,7 @@ struct FaultInjectionTests {
     }
 
     @Test func updateChangesBehaviourAtRuntime() async throws {
-        try await withFalcon { emulator, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             emulator.update { $0.cleanVerdict = "clean as a whistle" }
             let scanID = try await falcon.scan([try await falcon.upload(Samples.clean(), token: token)], token: token)

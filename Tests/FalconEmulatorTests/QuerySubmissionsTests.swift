@@ -25,7 +25,7 @@ struct QuerySubmissionsTests {
     }
 
     @Test func filterSortAndPaging() async throws {
-        try await withFalcon { emulator, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             let ids = try await makeScans(3, falcon: falcon, token: token)
             let filter = encode("created_timestamp:>'2020-01-01T00:00:00Z'+status:'done'")

@@ -5,7 +5,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct QuickScanTests {
     @Test func verdictsComeFromContent() async throws {
-        try await withFalcon { emulator, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             let samples: [(content: [UInt8], verdict: String, error: String?)] = [
                 (Samples.eicar, "malware", nil),
@@ -37,7 +37,7 @@ struct QuickScanTests {
     }
 
     @Test func eicarBeyondFourKiBIsNotSeen() async throws {
-        try await withFalcon { _, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { _, falcon in
             let token = try await falcon.token()
             let sha256 = try await falcon.upload(Array(repeating: 32, count: 4096) + Samples.eicar, token: token)
             let scanID = try await falcon.scan([sha256], token: token)
@@ -47,7 +47,7 @@ struct QuickScanTests {
     }
 
     @Test func scanSamplesReturnsVolumeIDAndQuota() async throws {
-        try await withFalcon({ $0.quotaTotal = 50 }) { emulator, falcon in
+        try await withFalcon({ $0.quotaTotal = 50; $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             let a = try await falcon.upload(Samples.clean("a"), token: token)
             let b = try await falcon.upload(Samples.clean("b"), token: token)
@@ -65,7 +65,7 @@ struct QuickScanTests {
     }
 
     @Test func scansStayInProgressForScriptedPolls() async throws {
-        try await withFalcon({ $0.scanPollsUntilDone = 2 }) { _, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 2; $0.emptyResourcesWhileInProgress = true }) { _, falcon in
             let token = try await falcon.token()
             let sha256 = try await falcon.upload(Samples.eicar, token: token)
             let submitted = try await falcon.scanSamples([sha256], token: token).json()
@@ -154,7 +154,7 @@ struct QuickScanTests {
 
     @Test func unknownSamplesAreRejectedOrUnknown() async throws {
         let missing = String(repeating: "c", count: 64)
-        try await withFalcon { emulator, falcon in
+        try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()
             let response = try await falcon.scanSamples([missing], token: token)
             #expect(response.status == 400)
@@ -162,7 +162,7 @@ struct QuickScanTests {
             #expect(emulator.stats.scansCreated == 0)
             #expect(emulator.violations.isEmpty)
         }
-        try await withFalcon({ $0.unknownSampleBehaviour = .unknownVerdict }) { _, falcon in
+        try await withFalcon({ $0.unknownSampleBehaviour = .unknownVerdict; $0.scanPollsUntilDone = 0 }) { _, falcon in
             let token = try await falcon.token()
             let scanID = try await falcon.scan([missing], token: token)
             let sample = try await falcon.getScans(query: "ids=\(scanID)", token: token).json()["resources"][0]["samples"][0]

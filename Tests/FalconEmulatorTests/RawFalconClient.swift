@@ -137,7 +137,7 @@ struct RawFalconClient: Sendable {
     }
 
     /// Uploads and returns the sha256 the emulator reports.
-    func upload(_ content: [UInt8], fileName: String = "sample.bin", token: String) async throws -> String {
+    func upload(_ content: [UInt8], fileName: String = "sample.ps1", token: String) async throws -> String {
         let response = try await uploadMultipart(content, fileName: fileName, token: token)
         try #require(response.status == 200, "upload failed: \(response.text)")
         return try #require(try response.json()["resources"][0]["sha256"].string)

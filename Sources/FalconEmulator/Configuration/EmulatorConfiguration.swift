@@ -13,10 +13,32 @@ public struct EmulatorConfiguration: Sendable {
 
     /// What GetScans does with a scan id it does not know: open question 6.
     public enum UnknownScanBehaviour: String, Sendable, CaseIterable {
-        /// 404 with the `ScanV1Response` shape and one `errors[]` entry per unknown id.
+        /// 404 with the `ScanV1Response` shape and one `errors[]` entry per unknown id, when no
+        /// id was found (200 with the errors when some were).
         case notFound = "not-found"
         /// 200 with the unknown ids simply absent from `resources`.
         case emptyOK = "empty-ok"
+        /// 404 as soon as one id is unknown, still listing the scans that were found (the
+        /// swagger's 404 is the full `ScanV1Response`).
+        case notFoundIfAny = "not-found-if-any"
+    }
+
+    /// What a scan makes of a sample whose type is not on Sample Uploads v3's accepted list
+    /// (§4.1) and that no content marker classifies.
+    public enum UnacceptedTypeBehaviour: String, Sendable, CaseIterable {
+        /// Verdict `unknown` with error `unsupported file type`, as the real scanner treats
+        /// unscannable types (§4.1, §5.2).
+        case unknownVerdict = "unknown-verdict"
+        /// Scan it anyway: ``EmulatorConfiguration/cleanVerdict`` (the emulator's old behaviour).
+        case scan
+    }
+
+    /// Where QuickScan Pro puts `quota` on upload, launch and query replies (quickscan-pro.md §3:
+    /// "in `meta` and/or top level").
+    public enum QuotaPlacement: String, Sendable, CaseIterable {
+        case meta
+        case topLevel = "top-level"
+        case both
     }
 
     /// Address to bind.
@@ -30,16 +52,22 @@ public struct EmulatorConfiguration: Sendable {
     public var region: String? = nil
     /// `expires_in` of issued tokens; a token is refused once this many seconds have passed.
     public var tokenLifetimeSeconds = 1799
-    /// The customer id: the first half of scan ids and `cid` in GetScans.
+    /// The customer id: the first half of scan ids and `cid` in GetScans, and the CID of tokens
+    /// issued without `member_cid`. A token issued with `member_cid` belongs to that CID: its
+    /// rate-limit window and its QuickScan Pro files and scans are its own (§3.2: limits are
+    /// per CID).
     public var cid = "0123456789abcdef0123456789abcdef"
-    /// How many GetScans calls naming a scan still see it in progress (per scan).
-    public var scanPollsUntilDone = 0
+    /// How many GetScans (and GetScanResult) calls naming a scan still see it in progress (per
+    /// scan). One by default: a real scan is never done the moment it starts.
+    public var scanPollsUntilDone = 1
     /// Wall-clock seconds a scan stays in progress after ScanSamples. Both this and
     /// ``scanPollsUntilDone`` must be satisfied for a scan to be done.
     public var scanDurationSeconds: Double = 0
-    /// While in progress, leave the scan out of GetScans `resources` (true, as the SDK samples
-    /// expect) or return it with ``inProgressStatus`` and no verdicts (false).
-    public var emptyResourcesWhileInProgress = true
+    /// While in progress, leave the scan out of GetScans `resources` (true, which the SDK samples
+    /// tolerate) or list it with ``inProgressStatus`` and no verdicts (false, the default: the
+    /// legacy scanner sleeps only on a listed non-`done` status, §8). The same for
+    /// GetScanResult.
+    public var emptyResourcesWhileInProgress = false
     /// The `status` of a scan that is not done (open question 1; only `done` is documented).
     public var inProgressStatus = "in_progress"
     /// `meta.quota.total`.
@@ -67,6 +95,12 @@ public struct EmulatorConfiguration: Sendable {
     public var unknownSampleBehaviour: UnknownSampleBehaviour = .reject
     /// See ``UnknownScanBehaviour``.
     public var unknownScanBehaviour: UnknownScanBehaviour = .notFound
+    /// See ``UnacceptedTypeBehaviour``. Plain text (`.txt`, `.md`, …) is not on the list.
+    public var unacceptedTypeBehaviour: UnacceptedTypeBehaviour = .unknownVerdict
+    /// See ``QuotaPlacement``.
+    public var proQuotaPlacement: QuotaPlacement = .both
+    /// Extra headers on every response, e.g. `X-Api-Deprecation` notices (§3.1).
+    public var extraResponseHeaders: [(name: String, value: String)] = []
     /// Scripted faults, checked in order on every request.
     public var faults: [FaultRule] = []
 

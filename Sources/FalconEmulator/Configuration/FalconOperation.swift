@@ -9,13 +9,21 @@ public enum FalconOperation: String, Sendable, CaseIterable {
     case getScans = "GetScans"
     case querySubmissionsMixin0 = "QuerySubmissionsMixin0"
     case getScansAggregates = "GetScansAggregates"
+    /// QuickScan Pro (quickscan-pro.md §1); the upload goes by FalconPy's operation id.
+    case uploadFileQuickScanPro = "UploadFileQuickScanPro"
+    case launchScan = "LaunchScan"
+    case getScanResult = "GetScanResult"
+    case deleteScanResult = "DeleteScanResult"
+    case deleteFile = "DeleteFile"
+    case queryScanResults = "QueryScanResults"
 
     /// The HTTP method of the operation.
     public var method: String {
         switch self {
-        case .oauth2AccessToken, .oauth2RevokeToken, .uploadSampleV3, .scanSamples, .getScansAggregates: return "POST"
-        case .getSampleV3, .getScans, .querySubmissionsMixin0: return "GET"
-        case .deleteSampleV3: return "DELETE"
+        case .oauth2AccessToken, .oauth2RevokeToken, .uploadSampleV3, .scanSamples, .getScansAggregates,
+             .uploadFileQuickScanPro, .launchScan: return "POST"
+        case .getSampleV3, .getScans, .querySubmissionsMixin0, .getScanResult, .queryScanResults: return "GET"
+        case .deleteSampleV3, .deleteScanResult, .deleteFile: return "DELETE"
         }
     }
 
@@ -28,6 +36,9 @@ public enum FalconOperation: String, Sendable, CaseIterable {
         case .scanSamples, .getScans: return "/scanner/entities/scans/v1"
         case .querySubmissionsMixin0: return "/scanner/queries/scans/v1"
         case .getScansAggregates: return "/scanner/aggregates/scans/GET/v1"
+        case .uploadFileQuickScanPro, .deleteFile: return "/quickscanpro/entities/files/v1"
+        case .launchScan, .getScanResult, .deleteScanResult: return "/quickscanpro/entities/scans/v1"
+        case .queryScanResults: return "/quickscanpro/queries/scans/v1"
         }
     }
 
@@ -42,8 +53,19 @@ public enum FalconOperation: String, Sendable, CaseIterable {
         allCases.filter { $0.path == path }
     }
 
-    /// Case-insensitive lookup by operation id.
+    /// True for the six QuickScan Pro operations (`/quickscanpro/*`).
+    public var isQuickScanPro: Bool {
+        path.hasPrefix("/quickscanpro/")
+    }
+
+    /// Other names of the upload: gofalcon's and the older entry FalconPy keeps (quickscan-pro.md §1).
+    static let aliases: [String: FalconOperation] = [
+        "uploadfilemixin0mixin93": .uploadFileQuickScanPro,
+        "uploadfilemixin0mixin94": .uploadFileQuickScanPro,
+    ]
+
+    /// Case-insensitive lookup by operation id (or an alias).
     static func named(_ name: String) -> FalconOperation? {
-        allCases.first { $0.rawValue.lowercased() == name.lowercased() }
+        allCases.first { $0.rawValue.lowercased() == name.lowercased() } ?? aliases[name.lowercased()]
     }
 }

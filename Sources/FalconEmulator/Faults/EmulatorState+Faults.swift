@@ -23,6 +23,8 @@ extension EmulatorState {
     mutating func decideFaults(operation: FalconOperation?, path: String, method: String) -> FaultDecision {
         var decision = FaultDecision()
         for (index, rule) in configuration.faults.enumerated() where index < faultProgress.count {
+            // Decided by the handler, which knows the samples (``refusedSample(among:operation:)``).
+            if case .refuseSample = rule.kind { continue }
             guard rule.matches(operation: operation, path: path, method: method) else { continue }
             let eligible = rule.kind.isCombinable || decision.fault == nil
             guard faultProgress[index].fires(for: rule, eligible: eligible) else { continue }
@@ -39,5 +41,18 @@ extension EmulatorState {
             }
         }
         return decision
+    }
+}
+
+extension EmulatorState {
+    /// The first of `sha256s` a `refuse-sample` rule for `operation` refuses now, if any.
+    mutating func refusedSample(among sha256s: [String], operation: FalconOperation) -> String? {
+        for (index, rule) in configuration.faults.enumerated() where index < faultProgress.count {
+            guard case .refuseSample(let sha256) = rule.kind, rule.operation == operation, sha256s.contains(sha256) else { continue }
+            guard faultProgress[index].fires(for: rule) else { continue }
+            stats.faultsInjected[rule.kind.name, default: 0] += 1
+            return sha256
+        }
+        return nil
     }
 }

@@ -23,6 +23,8 @@ extension FaultRule {
     /// - `lost-response`: carry out the request, then close the connection without a response.
     /// - `latency`: delay the response; `ms=MILLISECONDS` (required).
     /// - `expire-tokens`: invalidate every token issued so far (this request gets the 401 too).
+    /// - `refuse-sample`: ScanSamples refuses a volume holding `sha256=HEX` (required) with a 400
+    ///   naming it (`op=LaunchScan` for QuickScan Pro); the request has no effect.
     ///
     /// Keys for every kind:
     /// - `op=OPERATION`: oauth2AccessToken, oauth2RevokeToken, UploadSampleV3, GetSampleV3,
@@ -102,6 +104,12 @@ extension FaultRule {
             kind = .latency(milliseconds: milliseconds)
         case "expire-tokens", "expire":
             kind = .expireTokens
+        case "refuse-sample", "refuse":
+            guard let found = take("sha256") else { throw fail(kindPart, "refuse-sample needs sha256=HEX") }
+            guard found.value.utf8.count == 64, found.value.utf8.allSatisfy(\.isHexDigit) else {
+                throw fail(found.part, "expected a sha256 (64 hex digits)")
+            }
+            kind = .refuseSample(sha256: found.value.lowercased())
         case "malformed":
             let shape = take("shape")?.value ?? "html"
             guard FaultRule.malformedShapes.contains(shape) else {
@@ -109,7 +117,7 @@ extension FaultRule {
             }
             kind = .malformed(shape: shape)
         default:
-            throw fail(kindPart, "unknown fault kind; expected 429, 5xx, html502, drop, lost-response, latency, expire-tokens or malformed")
+            throw fail(kindPart, "unknown fault kind; expected 429, 5xx, html502, drop, lost-response, latency, expire-tokens, malformed or refuse-sample")
         }
 
         var rule = FaultRule(kind)
@@ -141,6 +149,9 @@ extension FaultRule {
             guard let value = UInt64(found.value) else { throw fail(found.part, "expected a non-negative integer seed") }
             rule.seed = value
         }
+        if case .refuseSample = kind, rule.operation == nil {
+            rule.operation = .scanSamples
+        }
         if let leftover = parameters.first {
             throw fail(leftover.part, "unknown or misplaced key for a \(kind.name) fault")
         }
@@ -155,6 +166,7 @@ extension FaultRule {
         case .serverError(let status): parameters.append("status=\(status)")
         case .latency(let milliseconds): parameters.append("ms=\(milliseconds)")
         case .malformed(let shape): parameters.append("shape=\(shape)")
+        case .refuseSample(let sha256): parameters.append("sha256=\(sha256)")
         case .htmlBadGateway, .dropConnection, .lostResponse, .expireTokens: break
         }
         if let operation { parameters.append("op=\(operation.rawValue)") }

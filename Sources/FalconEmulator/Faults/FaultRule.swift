@@ -31,6 +31,9 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
         /// A 200 whose body is broken (`html`, `truncated`, `wrong-shape`, `no-resources`); the
         /// operation is not performed.
         case malformed(shape: String)
+        /// ScanSamples (or the operation the rule names, e.g. LaunchScan) refuses a request that
+        /// names this sha256 with a 400 naming it; the request has no effect.
+        case refuseSample(sha256: String)
 
         /// The kind's keyword in the spec syntax; also its key in ``EmulatorStats/faultsInjected``.
         public var name: String {
@@ -43,6 +46,7 @@ public struct FaultRule: Sendable, Equatable, CustomStringConvertible {
             case .latency: return "latency"
             case .expireTokens: return "expire-tokens"
             case .malformed: return "malformed"
+            case .refuseSample: return "refuse-sample"
             }
         }
     }

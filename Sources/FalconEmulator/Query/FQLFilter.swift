@@ -10,7 +10,17 @@ struct FQLError: Error, CustomStringConvertible {
     var description: String { reason }
 }
 
-/// A parsed FQL expression over Quick Scan volumes.
+/// What an FQL filter can look at: string fields, time fields (Unix seconds) and number fields.
+protocol FQLDocument {
+    /// The values of a string field (arrays: every element); empty when the field has none.
+    func fqlStrings(_ field: String) -> [String]
+    /// The value of a time field (``FQLFilter/timeFields``), in Unix seconds.
+    func fqlTime(_ field: String) -> Double?
+    /// The value of a number field (``FQLFilter/numberFields``).
+    func fqlNumber(_ field: String) -> Double?
+}
+
+/// A parsed FQL expression over Quick Scan volumes (and QuickScan Pro scans).
 ///
 /// Grammar: terms joined by `+` (AND) and `,` (OR); AND binds tighter; parentheses group.
 /// A term is `field:value` with an optional operator after the colon: `>`, `>=`, `<`, `<=`,
@@ -40,10 +50,14 @@ indirect enum FQLFilter: Sendable {
     static let fields: Set<String> = [
         "created_timestamp", "id", "cid", "status", "samples.sha256", "samples.verdict", "samples_count",
     ]
+    /// Fields compared as times (RFC 3339 or relative values).
+    static let timeFields: Set<String> = ["created_timestamp", "updated_timestamp", "yara_rules.created_at", "yara_rules.updated_at"]
+    /// Fields compared as numbers.
+    static let numberFields: Set<String> = ["samples_count", "file_size"]
 
-    /// Parses a filter; ``validate(now:)`` then checks its time and number values.
-    static func parse(_ text: String) throws(FQLError) -> FQLFilter {
-        var parser = FQLParser(characters: Array(text))
+    /// Parses a filter over `fields`; ``validate(now:)`` then checks its time and number values.
+    static func parse(_ text: String, fields: Set<String> = FQLFilter.fields) throws(FQLError) -> FQLFilter {
+        var parser = FQLParser(characters: Array(text), fields: fields)
         parser.skipBlanks()
         let filter = try parser.parseOr()
         parser.skipBlanks()
@@ -60,22 +74,22 @@ indirect enum FQLFilter: Sendable {
             for filter in filters { try filter.validate(now: now) }
         case .term(let field, _, let values):
             for value in values {
-                if field == "created_timestamp", Timestamp.parse(value, now: now) == nil {
-                    var reason = "created_timestamp value '\(value)' is not an RFC 3339 time or a relative time such as 'Last 7 days'"
+                if Self.timeFields.contains(field), Timestamp.parse(value, now: now) == nil {
+                    var reason = "\(field) value '\(value)' is not an RFC 3339 time or a relative time such as 'Last 7 days'"
                     if value.contains(" "), !value.lowercased().hasPrefix("last ") {
                         reason += " (a '+' in a time offset must be sent as %2B)"
                     }
                     throw FQLError(reason: reason, isSpaceForPlus: value.contains(" ") && !value.lowercased().hasPrefix("last "))
                 }
-                if field == "samples_count", Int(value) == nil {
-                    throw FQLError(reason: "samples_count value '\(value)' is not an integer")
+                if Self.numberFields.contains(field), Int(value) == nil {
+                    throw FQLError(reason: "\(field) value '\(value)' is not an integer")
                 }
             }
         }
     }
 
     /// Whether `document` matches.
-    func matches(_ document: ScanDocument, now: Double) -> Bool {
+    func matches(_ document: some FQLDocument, now: Double) -> Bool {
         switch self {
         case .all(let filters): return filters.allSatisfy { $0.matches(document, now: now) }
         case .any(let filters): return filters.contains { $0.matches(document, now: now) }
@@ -89,22 +103,17 @@ indirect enum FQLFilter: Sendable {
     }
 
     private static func matchTerm(
-        _ field: String, _ comparison: Comparison, _ value: String, _ document: ScanDocument, now: Double
+        _ field: String, _ comparison: Comparison, _ value: String, _ document: some FQLDocument, now: Double
     ) -> Bool {
-        switch field {
-        case "created_timestamp":
-            guard let time = Timestamp.parse(value, now: now) else { return false }
-            return compare(Double(document.createdAt), comparison, time.rounded(.down))
-        case "samples_count":
-            guard let number = Int(value) else { return false }
-            return compare(Double(document.sha256s.count), comparison, Double(number))
-        case "id": return matchString(document.id, comparison, value)
-        case "cid": return matchString(document.cid, comparison, value)
-        case "status": return matchString(document.status, comparison, value)
-        case "samples.sha256": return matchStrings(document.sha256s, comparison, value)
-        case "samples.verdict": return matchStrings(document.verdicts, comparison, value)
-        default: return false
+        if timeFields.contains(field) {
+            guard let time = Timestamp.parse(value, now: now), let own = document.fqlTime(field) else { return false }
+            return compare(own, comparison, time.rounded(.down))
         }
+        if numberFields.contains(field) {
+            guard let number = Int(value), let own = document.fqlNumber(field) else { return false }
+            return compare(own, comparison, Double(number))
+        }
+        return matchStrings(document.fqlStrings(field), comparison, value)
     }
 
     private static func compare(_ left: Double, _ comparison: Comparison, _ right: Double) -> Bool {
@@ -166,6 +175,7 @@ indirect enum FQLFilter: Sendable {
 /// Recursive-descent reader for ``FQLFilter``.
 private struct FQLParser {
     let characters: [Character]
+    let fields: Set<String>
     var index = 0
 
     mutating func skipBlanks() {
@@ -232,9 +242,9 @@ private struct FQLParser {
             throw FQLError(reason: "expected ':' after field '\(field)' at position \(index + 1)")
         }
         index += 1
-        guard FQLFilter.fields.contains(field) else {
+        guard fields.contains(field) else {
             throw FQLError(
-                reason: "unknown filter field '\(field)'; the emulator knows \(FQLFilter.fields.sorted().joined(separator: ", "))",
+                reason: "unknown filter field '\(field)'; the emulator knows \(fields.sorted().joined(separator: ", "))",
                 isUnknownField: true
             )
         }

@@ -42,9 +42,11 @@ extension EmulatorResponder {
             return Reply.metaOnly(403, "Failed to generate access token for customer ID=\(memberCID)", poweredBy: PoweredBy.oauth2)
         }
         let token = Self.randomHex(bytes: 48)
+        let memberCID = field("member_cid").map { String($0.prefix(32)).lowercased() }
         let (lifetime, region) = state.withLock { state -> (Int, String?) in
             let lifetime = state.configuration.tokenLifetimeSeconds
-            state.tokens[token] = EmulatorState.Token(clientID: clientID, expiresAt: exchange.now + Double(lifetime))
+            state.tokens[token] = EmulatorState.Token(
+                clientID: clientID, expiresAt: exchange.now + Double(lifetime), cid: memberCID ?? state.configuration.cid)
             state.stats.tokensIssued += 1
             return (lifetime, state.configuration.region)
         }

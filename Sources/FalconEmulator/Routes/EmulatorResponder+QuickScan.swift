@@ -33,6 +33,9 @@ extension EmulatorResponder {
 
         return try state.withLock { state throws(RequestRejection) -> Reply in
             let configuration = state.configuration
+            if let refused = state.refusedSample(among: sha256s, operation: .scanSamples) {
+                throw .refusal(400, "sample \(refused) cannot be scanned")
+            }
             let unknown = sha256s.filter { state.samples[$0] == nil }
             if !unknown.isEmpty, configuration.unknownSampleBehaviour == .reject {
                 throw .refusal(400, "sample not found: \(unknown.joined(separator: ", ")); upload it with /samples/entities/samples/v3 first")
@@ -44,7 +47,7 @@ extension EmulatorResponder {
                 guard let sample = state.samples[sha256] else {
                     return ScannedSample(sha256: sha256, verdict: "unknown", error: "sample not found")
                 }
-                let outcome = sample.kind.outcome(configuration)
+                let outcome = sample.kind.outcome(configuration, acceptedType: sample.isAcceptedType)
                 return ScannedSample(sha256: sha256, verdict: outcome.verdict, error: outcome.error)
             }
             let id = "\(configuration.cid)_\(Self.randomHex(bytes: 16))"
@@ -100,10 +103,11 @@ extension EmulatorResponder {
             }
             var envelope = Envelope(poweredBy: PoweredBy.scanner, resources: resources, includesQuota: true)
             var status = 200
-            if !unknown.isEmpty, configuration.unknownScanBehaviour == .notFound {
+            if !unknown.isEmpty, configuration.unknownScanBehaviour != .emptyOK {
                 envelope.errors = unknown.map { APIError(code: 404, message: "scan \($0) not found", id: $0) }
-                // Only a request that found nothing at all is a 404 (§5.7 leaves this open).
-                if unknown.count == ids.count { status = 404 }
+                // With not-found only a request that found nothing at all is a 404 (§5.7 leaves
+                // this open); with not-found-if-any any unknown id makes it one.
+                if unknown.count == ids.count || configuration.unknownScanBehaviour == .notFoundIfAny { status = 404 }
             }
             return Reply(status: status, body: .envelope(envelope))
         }

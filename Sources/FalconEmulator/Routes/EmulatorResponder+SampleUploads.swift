@@ -117,7 +117,8 @@ extension EmulatorResponder {
         state.withLock { state in
             state.samples[result.sha256] = SampleRecord(
                 sha256: result.sha256, fileName: fileName, size: result.size, content: result.content,
-                kind: result.kind, comment: comment, isConfidential: isConfidential
+                kind: result.kind, comment: comment, isConfidential: isConfidential,
+                isAcceptedType: AcceptedFileTypes.accepts(fileName: fileName, head: result.head)
             )
             state.stats.uploads += 1
         }

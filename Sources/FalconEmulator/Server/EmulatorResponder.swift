@@ -14,8 +14,9 @@ struct EmulatorResponder: HTTPResponder {
 
     /// Which `X-Ratelimit-*` numbers a response carries (§3.2).
     enum RateBucket {
-        /// Calls with a valid token: ``EmulatorConfiguration/rateLimitPerMinute``.
-        case authenticated
+        /// Calls with a valid token: ``EmulatorConfiguration/rateLimitPerMinute`` per CID (nil:
+        /// the configured CID, for replies decided before the token was read).
+        case authenticated(cid: String?)
         /// The OAuth2 endpoints: 300 per minute per IP.
         case oauth2
         /// Missing or bad tokens: 15 per minute per IP.
@@ -61,7 +62,7 @@ struct EmulatorResponder: HTTPResponder {
             try? await Task.sleep(for: .milliseconds(decision.latencyMilliseconds))
         }
 
-        var bucket = operation?.isOAuth2 == true ? RateBucket.oauth2 : .authenticated
+        var bucket = operation?.isOAuth2 == true ? RateBucket.oauth2 : .authenticated(cid: nil)
         var reply: Reply
         var loseResponse = false
         var violation: String?
@@ -77,7 +78,15 @@ struct EmulatorResponder: HTTPResponder {
             reply.headers.append(("X-Ratelimit-Retryafter", String(Int(now.rounded(.down)) + seconds)))
             reply.headers.append(("X-Ratelimit-Remaining", "0"))
         case .serverError(let status):
-            reply = Reply.metaOnly(status, Self.reasonPhrase(status), poweredBy: PoweredBy.gateway)
+            if let operation, Self.isQuickScan(operation) {
+                // The swagger's 500 for Quick Scan is the mlscannerapi model: resources, meta
+                // with quota, errors (§8: CrowdStrike's scanner reads resources on every reply).
+                reply = Reply(status: status, body: .envelope(Envelope(
+                    poweredBy: PoweredBy.scanner, errors: [APIError(code: status, message: Self.reasonPhrase(status))],
+                    resources: [], includesQuota: true)))
+            } else {
+                reply = Reply.metaOnly(status, Self.reasonPhrase(status), poweredBy: PoweredBy.gateway)
+            }
         case .htmlBadGateway:
             reply = Reply(status: 502, body: .html(Self.badGatewayPage))
         case .malformed(let shape):
@@ -127,19 +136,22 @@ struct EmulatorResponder: HTTPResponder {
         var exchange = Exchange(operation: operation, request: request, queryItems: queryItems, now: now)
         var bucket = RateBucket.oauth2
         if !operation.isOAuth2 {
-            guard authenticate(exchange) else {
+            guard let cid = authenticate(exchange) else {
                 state.withLock { $0.stats.unauthorized += 1 }
                 return (Reply.metaOnly(401, "access denied, invalid bearer token", poweredBy: PoweredBy.gateway), .unauthenticated, nil, [])
             }
-            bucket = .authenticated
+            exchange.cid = cid
+            bucket = .authenticated(cid: cid)
             let limited = state.withLock { state -> Reply? in
                 let limit = state.configuration.rateLimitPerMinute
-                guard state.authenticatedWindow.count(now: now) >= limit else {
-                    state.authenticatedWindow.add(now)
+                var window = state.authenticatedWindows[cid] ?? SlidingWindow()
+                defer { state.authenticatedWindows[cid] = window }
+                guard window.count(now: now) >= limit else {
+                    window.add(now)
                     return nil
                 }
                 var reply = Reply.metaOnly(429, "API rate limit exceeded", poweredBy: PoweredBy.gateway)
-                let retry = state.authenticatedWindow.nextRelease.map { Int($0.rounded(.up)) } ?? Int(now) + 1
+                let retry = window.nextRelease.map { Int($0.rounded(.up)) } ?? Int(now) + 1
                 reply.headers.append(("X-Ratelimit-Retryafter", String(retry)))
                 return reply
             }
@@ -157,6 +169,12 @@ struct EmulatorResponder: HTTPResponder {
             case .getScans: reply = try getScans(exchange)
             case .querySubmissionsMixin0: reply = try querySubmissions(exchange)
             case .getScansAggregates: reply = try await getScansAggregates(&exchange)
+            case .uploadFileQuickScanPro: reply = try await uploadProFile(&exchange)
+            case .launchScan: reply = try await launchProScans(&exchange)
+            case .getScanResult: reply = try getProScanResults(exchange)
+            case .deleteScanResult: reply = try deleteProScanResults(exchange)
+            case .deleteFile: reply = try deleteProFiles(exchange)
+            case .queryScanResults: reply = try queryProScanResults(exchange)
             }
             return (reply, bucket, nil, exchange.bodyFieldNames)
         } catch let rejection as RequestRejection {
@@ -165,7 +183,8 @@ struct EmulatorResponder: HTTPResponder {
             )
             // The swagger gives 400/404 the operation's own model (with `resources`), except for
             // OAuth2 and GetSampleV3, whose errors are msa.ReplyMetaOnly.
-            if !operation.isOAuth2, operation != .getSampleV3, case .envelope(var envelope) = reply.body {
+            // QuickScan Pro documents only msa.ReplyMetaOnly errors (quickscan-pro.md §1).
+            if !operation.isOAuth2, operation != .getSampleV3, !operation.isQuickScanPro, case .envelope(var envelope) = reply.body {
                 envelope.resources = []
                 reply.body = .envelope(envelope)
             }
@@ -178,17 +197,18 @@ struct EmulatorResponder: HTTPResponder {
         }
     }
 
-    /// Checks `Authorization: Bearer <token>` (scheme compared case-insensitively, §1.1).
-    private func authenticate(_ exchange: Exchange) -> Bool {
+    /// Checks `Authorization: Bearer <token>` (scheme compared case-insensitively, §1.1) and
+    /// returns the CID the token acts for, nil when it is missing, unknown or expired.
+    private func authenticate(_ exchange: Exchange) -> String? {
         guard let authorization = exchange.authorization, authorization.scheme.lowercased() == "bearer",
-              !authorization.credentials.isEmpty else { return false }
-        return state.withLock { state in
-            guard let token = state.tokens[authorization.credentials] else { return false }
+              !authorization.credentials.isEmpty else { return nil }
+        return state.withLock { state -> String? in
+            guard let token = state.tokens[authorization.credentials] else { return nil }
             guard exchange.now < token.expiresAt else {
                 state.tokens[authorization.credentials] = nil
-                return false
+                return nil
             }
-            return true
+            return token.cid
         }
     }
 
@@ -201,6 +221,7 @@ struct EmulatorResponder: HTTPResponder {
 
     static func poweredBy(_ operation: FalconOperation) -> String {
         if operation.isOAuth2 { return PoweredBy.oauth2 }
+        if operation.isQuickScanPro { return PoweredBy.quickScanPro }
         return isQuickScan(operation) ? PoweredBy.scanner : PoweredBy.samples
     }
 
@@ -247,19 +268,24 @@ struct EmulatorResponder: HTTPResponder {
             ]
             if envelope.includesQuota { meta.append(JSONMember(key: "quota", value: state.quota(now: now))) }
             if let pagination = envelope.pagination { meta.append(JSONMember(key: "pagination", value: pagination)) }
+            let placement = state.configuration.proQuotaPlacement
+            let proQuota = envelope.proQuotaCID.map { state.proQuota(cid: $0, now: now) }
+            if let proQuota, placement != .topLevel { meta.append(JSONMember(key: "quota", value: proQuota)) }
             var members = [
                 JSONMember(key: "meta", value: .object(meta)),
                 JSONMember(key: "errors", value: .array(envelope.errors.map(\.json))),
             ]
+            if let proQuota, placement != .meta { members.append(JSONMember(key: "quota", value: proQuota)) }
             if let resources = envelope.resources { members.append(JSONMember(key: "resources", value: .array(resources))) }
             bodyBytes = JSONValue.object(members).serializedBytes
         }
         headers[HTTPField.Name("X-Cs-Traceid")!] = traceID
         let (limit, remaining): (Int, Int)
         switch bucket {
-        case .authenticated:
+        case .authenticated(let cid):
+            let key = cid ?? state.configuration.cid
             limit = state.configuration.rateLimitPerMinute
-            remaining = max(0, limit - state.authenticatedWindow.count(now: now))
+            remaining = max(0, limit - (state.authenticatedWindows[key]?.count(now: now) ?? 0))
         case .oauth2:
             state.tokenWindow.add(now)
             limit = oauth2Limit
@@ -271,7 +297,7 @@ struct EmulatorResponder: HTTPResponder {
         }
         headers[HTTPField.Name("X-Ratelimit-Limit")!] = String(limit)
         headers[HTTPField.Name("X-Ratelimit-Remaining")!] = String(remaining)
-        for header in reply.headers {
+        for header in state.configuration.extraResponseHeaders + reply.headers {
             guard let name = HTTPField.Name(header.name) else { continue }
             headers[name] = header.value
         }

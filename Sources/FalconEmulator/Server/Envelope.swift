@@ -23,6 +23,9 @@ struct Envelope: Sendable {
     var includesQuota = false
     /// `meta.pagination`.
     var pagination: JSONValue?
+    /// QuickScan Pro's `QuotaResource` for this CID, in `meta` and/or at the top level
+    /// (``EmulatorConfiguration/proQuotaPlacement``).
+    var proQuotaCID: String?
 }
 
 /// `meta.powered_by` values. The sheet observed `crowdstrike-api-gateway` (401s), `csam`
@@ -32,4 +35,5 @@ enum PoweredBy {
     static let oauth2 = "csam"
     static let samples = "falconx-api"
     static let scanner = "mlscannerapi"
+    static let quickScanPro = "quickscanpro"
 }

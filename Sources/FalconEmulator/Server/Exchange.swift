@@ -9,6 +9,8 @@ struct Exchange {
     let now: Double
     /// Form field, multipart part or top-level JSON key names, for ``RecordedRequest``.
     var bodyFieldNames: [String] = []
+    /// The CID the bearer token acts for (empty for OAuth2).
+    var cid = ""
 
     /// The media type of the body.
     var mediaType: MediaType? {

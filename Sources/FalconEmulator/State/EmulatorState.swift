@@ -4,6 +4,8 @@ struct EmulatorState: Sendable {
     struct Token: Sendable {
         var clientID: String
         var expiresAt: Double
+        /// The customer the token acts for: `member_cid` when given, else the configured CID.
+        var cid: String
     }
 
     var configuration: EmulatorConfiguration
@@ -14,7 +16,12 @@ struct EmulatorState: Sendable {
     var scanOrder: [String] = []
     var quotaUsed: Int
     var nextScanSequence = 0
-    var authenticatedWindow = SlidingWindow()
+    /// Authenticated calls per CID (§3.2: 6,000 per minute per customer account).
+    var authenticatedWindows: [String: SlidingWindow] = [:]
+    var proFiles: [String: ProFileRecord] = [:]
+    var proScans: [String: ProScanRecord] = [:]
+    var proScanOrder: [String] = []
+    var proQuotaUsed = 0
     var tokenWindow = SlidingWindow()
     var unauthenticatedWindow = SlidingWindow()
     var recorded: [RecordedRequest] = []
@@ -91,5 +98,38 @@ struct EmulatorState: Sendable {
                 verdicts: done ? scan.samples.map(\.verdict) : []
             )
         }
+    }
+}
+
+extension EmulatorState {
+    /// The key of a QuickScan Pro file: files are stored per CID.
+    static func proFileKey(cid: String, sha256: String) -> String { cid + "/" + sha256 }
+
+    /// Whether a QuickScan Pro scan is done at `now`, without counting a poll.
+    func isDone(_ scan: ProScanRecord, now: Double) -> Bool {
+        scan.done || (configuration.scanPollsUntilDone == 0
+            && now - scan.createdAt >= configuration.scanDurationSeconds)
+    }
+
+    /// One GetScanResult look at a QuickScan Pro scan, as ``poll(scanID:now:)`` for volumes.
+    mutating func pollPro(scanID: String, now: Double) -> Bool {
+        guard var scan = proScans[scanID] else { return false }
+        if !scan.done {
+            if scan.pollsSeen < configuration.scanPollsUntilDone {
+                scan.pollsSeen += 1
+            } else if now - scan.createdAt >= configuration.scanDurationSeconds {
+                scan.done = true
+                scan.updatedAt = now
+            }
+            proScans[scanID] = scan
+        }
+        return scan.done
+    }
+
+    /// QuickScan Pro's `QuotaResource`: `used` counts scans started, `in_progress` those of
+    /// `cid` not done yet.
+    func proQuota(cid: String, now: Double) -> JSONValue {
+        let inProgress = proScans.values.filter { $0.cid == cid && !isDone($0, now: now) }.count
+        return ["total": .int(configuration.quotaTotal), "used": .int(proQuotaUsed), "in_progress": .int(inProgress)]
     }
 }

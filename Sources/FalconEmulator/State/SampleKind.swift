@@ -7,12 +7,17 @@
 ///   (the fact sheet's unscannable `.png`/`.jpg` demo files);
 /// - the marker `QUICKSCAN-EMULATOR-SUSPICIOUS` in the first 4 KiB: ``EmulatorConfiguration/suspiciousVerdict``;
 /// - the marker `QUICKSCAN-EMULATOR-UNKNOWN` in the first 4 KiB: `unknown` without an error;
-/// - anything else: ``EmulatorConfiguration/cleanVerdict``.
+/// - the marker `QUICKSCAN-EMULATOR-LIKELY-BENIGN`: QuickScan Pro's `likely_benign` (legacy:
+///   the clean verdict);
+/// - anything else: ``EmulatorConfiguration/cleanVerdict`` when the type is on the accepted
+///   list (§4.1), else per ``EmulatorConfiguration/unacceptedTypeBehaviour``. QuickScan Pro has
+///   no type list: everything else is `clean` there.
 enum SampleKind: Sendable, Equatable {
     case eicar
     case image
     case suspiciousMarker
     case unknownMarker
+    case likelyBenignMarker
     case clean
 
     /// How many leading bytes are inspected.
@@ -21,6 +26,7 @@ enum SampleKind: Sendable, Equatable {
     static let eicarBytes = Array(#"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"#.utf8)
     static let suspiciousMarkerBytes = Array("QUICKSCAN-EMULATOR-SUSPICIOUS".utf8)
     static let unknownMarkerBytes = Array("QUICKSCAN-EMULATOR-UNKNOWN".utf8)
+    static let likelyBenignMarkerBytes = Array("QUICKSCAN-EMULATOR-LIKELY-BENIGN".utf8)
     static let pngMagic: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
     static let jpegMagic: [UInt8] = [0xFF, 0xD8, 0xFF]
 
@@ -31,17 +37,23 @@ enum SampleKind: Sendable, Equatable {
         if head.starts(with: pngMagic) || head.starts(with: jpegMagic) { return .image }
         if contains(head, suspiciousMarkerBytes) { return .suspiciousMarker }
         if contains(head, unknownMarkerBytes) { return .unknownMarker }
+        if contains(head, likelyBenignMarkerBytes) { return .likelyBenignMarker }
         return .clean
     }
 
-    /// The verdict and error GetScans reports for this kind under `configuration`.
-    func outcome(_ configuration: EmulatorConfiguration) -> (verdict: String, error: String?) {
+    /// The verdict and error GetScans reports for this kind under `configuration`;
+    /// `acceptedType` tells whether the sample's type is on the accepted list.
+    func outcome(_ configuration: EmulatorConfiguration, acceptedType: Bool = true) -> (verdict: String, error: String?) {
         switch self {
         case .eicar: return (configuration.malwareVerdict, nil)
         case .image: return ("unknown", "unsupported file type: image")
         case .suspiciousMarker: return (configuration.suspiciousVerdict, nil)
         case .unknownMarker: return ("unknown", nil)
-        case .clean: return (configuration.cleanVerdict, nil)
+        case .likelyBenignMarker, .clean:
+            if !acceptedType, configuration.unacceptedTypeBehaviour == .unknownVerdict {
+                return ("unknown", "unsupported file type")
+            }
+            return (configuration.cleanVerdict, nil)
         }
     }
 

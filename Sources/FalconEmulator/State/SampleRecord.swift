@@ -7,4 +7,6 @@ struct SampleRecord: Sendable {
     var kind: SampleKind
     var comment: String?
     var isConfidential: Bool
+    /// On Sample Uploads v3's accepted-type list (``AcceptedFileTypes``).
+    var isAcceptedType = true
 }

@@ -35,8 +35,8 @@ struct SampleSink {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    /// The lower-case hex sha256, the kind, and the bytes when they were kept.
-    func finish() -> (sha256: String, size: Int, kind: SampleKind, content: [UInt8]?) {
-        (hasher.finalize(), size, SampleKind.classify(head: head), content)
+    /// The lower-case hex sha256, the kind, the first 4 KiB, and the bytes when they were kept.
+    func finish() -> (sha256: String, size: Int, kind: SampleKind, head: [UInt8], content: [UInt8]?) {
+        (hasher.finalize(), size, SampleKind.classify(head: head), head, content)
     }
 }
