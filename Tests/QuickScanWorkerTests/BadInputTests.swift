@@ -285,8 +285,8 @@ struct UnreadableInputTests {
         let ws = try openWorkspace()
         let secret = try ws.put("locked.txt", Array("private".utf8))
         chmod(secret, 0o000)
-        try ws.put("open.txt", Array("public".utf8))
-        chmod(ws.inbox + "/open.txt", 0o644)
+        try ws.put("open.py", Array("public".utf8))
+        chmod(ws.inbox + "/open.py", 0o644)
         guard let (command, arguments) = unprivileged(["run", "--once", "--emulator", "--inbox", ws.inbox, "--database", ws.dir.path + "/db.sqlite", "--settle-seconds", "0"]) else { return }
         let result = try await runProcess(command, arguments)
         #expect(result.status == 2, "\(result.stderr)")
@@ -294,7 +294,7 @@ struct UnreadableInputTests {
         #expect(rows["locked.txt"]?.string("outcome") == "not_scanned")
         #expect(rows["locked.txt"]?.string("error")?.contains("unreadable: cannot open") == true, "\(String(describing: rows["locked.txt"]?.string("error")))")
         #expect(rows["locked.txt"]?.string("error")?.contains("Permission denied") == true)
-        #expect(rows["open.txt"]?.string("outcome") == "clean")
+        #expect(rows["open.py"]?.string("outcome") == "clean")
         #expect(FileManager.default.fileExists(atPath: secret))
     }
 

@@ -25,7 +25,7 @@ struct LoggingAndConfigCommandTests {
 
     @Test func runLogsJSONLinesWhenAsked() async throws {
         let ws = try Workspace()
-        try ws.put("a.txt", Array("a".utf8))
+        try ws.put("a.py", Array("a".utf8))  // an accepted type: `run --emulator` answers unknown for plain text
         let result = try await runProcess(quickscanExecutable(), [
             "run", "--once", "--emulator", "--inbox", ws.inbox, "--database", ws.database, "--settle-seconds", "0", "--log-format", "json", "--log-level", "info",
         ])
@@ -41,7 +41,7 @@ struct LoggingAndConfigCommandTests {
     @Test func progressLineOnATerminal() async throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { return }
         let ws = try Workspace()
-        for i in 0..<3 { try ws.put("f\(i).txt", Array("\(i)".utf8)) }
+        for i in 0..<3 { try ws.put("f\(i).py", Array("\(i)".utf8)) }
         let command = "\(quickscanExecutable()) run --once --emulator --inbox '\(ws.inbox)' --database '\(ws.database)' --settle-seconds 0 --log-level error"
         let result = try await runProcess("/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"])
         #expect(result.status == 0, "\(result.stdout)")

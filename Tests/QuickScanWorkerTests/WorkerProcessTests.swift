@@ -30,7 +30,7 @@ struct WorkerProcessTests {
             try p.run()
             box.process = p
         }
-        try ws.put("late arrival.txt", Array("hello".utf8))
+        try ws.put("late arrival.py", Array("hello".utf8))
         try ws.put("eicar.com", Array(SampleContent.eicar.utf8))
         // Wait for both files to be recorded as disposed (left in place: no disposition config).
         var done = false
@@ -60,7 +60,7 @@ struct WorkerProcessTests {
 
     @Test func aKilledRunsLockIsTakenOver() async throws {
         let ws = try Workspace()
-        try ws.put("a.txt", Array("a".utf8))
+        try ws.put("a.py", Array("a".utf8))
         let bin = quickscanExecutable()
         let (db, inbox) = (ws.database, ws.inbox)
         // A watcher killed with SIGKILL leaves its lock file behind, but not the lock.
@@ -81,7 +81,7 @@ struct WorkerProcessTests {
             p.waitUntilExit()
         }
         #expect(FileManager.default.fileExists(atPath: db + ".lock"))
-        try ws.put("b.txt", Array("b".utf8))
+        try ws.put("b.py", Array("b".utf8))
         let next = try await runProcess(bin, ["run", "--once", "--emulator", "--inbox", inbox, "--database", db, "--settle-seconds", "0"])
         #expect(next.status == 0, "\(next.stderr)")
         let count = try SQLiteConnection(path: db).queryOne("SELECT COUNT(*) AS n FROM results")?.int("n")
