@@ -8,7 +8,10 @@ import Glibc
 /// environment, the process SIGKILLs itself the N-th time (default 1) it reaches point NAME.
 /// Points: `hashed`, `uploaded`, `volume-intent` (intent committed, ScanSamples not sent),
 /// `volume-sent` (ScanSamples answered, scan id not committed), `disposal-begun` (destination
-/// recorded, file not moved), `linked` (destination linked, source not yet unlinked).
+/// recorded, file not moved), `linked` (destination linked, source not yet unlinked), `copied`
+/// (a cross-device copy written and synced under its temporary name), `placed` (the copy at
+/// its destination with its mode, source not yet unlinked), `source-removed` (moved, not yet
+/// recorded).
 public enum CrashPoint {
     private static let target: (name: String, count: Int)? = {
         guard let spec = ProcessInfo.processInfo.environment["QUICKSCAN_CRASH_AT"], !spec.isEmpty else { return nil }
