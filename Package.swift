@@ -24,6 +24,8 @@ let package = Package(
         // C libraries, through small system library targets (apt: libsqlite3-dev, libssl-dev).
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
+        // Linux calls without a Swift face (openat2); header only, nothing to link.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
         .target(name: "Hashing", dependencies: ["CCrypto"]),
         .target(name: "SQLiteKit", dependencies: ["CSQLite"]),
         .target(
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "QuickScanWorker",
             dependencies: [
-                "FalconAPI", "Hashing", "SQLiteKit",
+                "FalconAPI", "Hashing", "SQLiteKit", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

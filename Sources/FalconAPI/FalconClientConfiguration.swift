@@ -15,6 +15,9 @@ public struct FalconClientConfiguration: Sendable {
     public var maxUploadBytes: Int64
     /// Verify the server's TLS certificate (on by default; off only for a lab proxy, and logged).
     public var verifyTLSCertificates: Bool = true
+    /// Allows a plain `http://` base URL to a host other than this machine (the secret would
+    /// travel in clear): `falcon.allow_plain_http`.
+    public var allowPlainHTTP: Bool = false
 
     public static let defaultMaxUploadBytes: Int64 = 256 * 1024 * 1024
 
@@ -40,11 +43,29 @@ public struct FalconClientConfiguration: Sendable {
         return url
     }
 
+    /// Whether an `http://` URL names this machine (127.0.0.0/8, ::1, localhost).
+    static func isLoopback(_ url: String) -> Bool {
+        var rest = url.dropFirst("http://".count)
+        if let at = rest.firstIndex(of: "@") { rest = rest[rest.index(after: at)...] }
+        let host: Substring
+        if rest.hasPrefix("[") {
+            host = rest.dropFirst().prefix { $0 != "]" }
+        } else {
+            host = rest.prefix { $0 != ":" && $0 != "/" }
+        }
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
     /// Checks the base URL override; returns a configuration error naming it.
     public func validate() throws(FalconError) {
         if let baseURL {
             guard baseURL.hasPrefix("http://") || baseURL.hasPrefix("https://"), baseURL.count > "http://".count else {
                 throw FalconError(kind: .configuration, message: "base URL \"\(baseURL)\" must start with http:// or https://")
+            }
+            // The client secret would travel in clear: plain HTTP only to this machine, unless
+            // allowed explicitly (falcon.allow_plain_http).
+            if baseURL.hasPrefix("http://") && !allowPlainHTTP && !Self.isLoopback(baseURL) {
+                throw FalconError(kind: .configuration, message: "base URL \"\(baseURL)\" is plain http:// to another host: the client secret would travel in clear; use https://, or set falcon.allow_plain_http: true")
             }
         }
         guard !credentials.clientID.isEmpty, !credentials.clientSecret.isEmpty else {

@@ -45,6 +45,13 @@ public final class FileHasher {
         let fd = open(path, O_RDONLY | O_CLOEXEC | (followSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else { throw FileHashError(path: path, operation: "open", errno: errno) }
         defer { close(fd) }
+        return try hash(fd: fd, path: path)
+    }
+
+    /// Hashes an open file from its current offset; with `copyTo`, writes every byte read
+    /// there too, so the copy holds exactly the bytes hashed (one pass: custody). `path` only
+    /// names the file in errors.
+    public func hash(fd: Int32, path: String, copyTo output: Int32? = nil, copyPath: String = "") throws(FileHashError) -> FileDigest {
         #if os(Linux)
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
         #endif
@@ -58,6 +65,17 @@ public final class FileHasher {
             }
             if n == 0 { break }
             hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            if let output {
+                var written = 0
+                while written < n {
+                    let w = write(output, buffer.baseAddress! + written, n - written)
+                    if w < 0 {
+                        if errno == EINTR { continue }
+                        throw FileHashError(path: copyPath, operation: "write", errno: errno)
+                    }
+                    written += w
+                }
+            }
             total += Int64(n)
         }
         return FileDigest(sha256: hasher.finalize(), size: total)

@@ -9,9 +9,12 @@ public final class SQLiteConnection {
     private var statementCache: [String: SQLiteStatement] = [:]
 
     /// Opens (creating if needed) the database at `path` with WAL, a busy timeout and foreign keys on.
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+    /// - Parameter followSymlinks: false (the default) refuses a symlink anywhere in `path`
+    ///   (`SQLITE_OPEN_NOFOLLOW`): the worker's database is never opened through one.
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, followSymlinks: Bool = false) throws {
         var db: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        // NOFOLLOW: a symlink planted at the database's name is refused, not followed.
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | (followSymlinks ? 0 : SQLITE_OPEN_NOFOLLOW)
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"

@@ -18,6 +18,9 @@ struct FalconOptions: ParsableArguments {
     @Flag(help: "Do not verify the API's TLS certificate (lab proxies only; logged as a warning).")
     var insecureSkipTLSVerify = false
 
+    @Flag(help: "Allow a plain http:// base URL to a host other than this machine (the client secret travels in clear).")
+    var allowPlainHTTP = false
+
     @Option(help: "Seconds one HTTP request may take.")
     var timeout: Double = 60
 
@@ -55,6 +58,7 @@ struct FalconOptions: ParsableArguments {
             credentials: credentials, cloud: chosenCloud, baseURL: base, requestTimeout: timeout,
             retry: RetryPolicy(maxAttempts: 4, deadline: 60))
         configuration.verifyTLSCertificates = !insecureSkipTLSVerify
+        configuration.allowPlainHTTP = allowPlainHTTP
         return configuration
     }
 

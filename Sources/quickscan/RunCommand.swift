@@ -66,7 +66,7 @@ struct RunCommand: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
-        let settings: WorkerConfiguration
+        var settings: WorkerConfiguration
         do {
             settings = try loadSettings()
         } catch {
@@ -77,8 +77,14 @@ struct RunCommand: AsyncParsableCommand {
         LogSetup.bootstrap(level: level, format: settings.logFormat)
         let logger = Logger(label: "quickscan")
 
+        // The database and its lock are keyed by the resolved path of their folder, and neither
+        // is opened through a symlink.
+        settings.database = Self.resolvedDatabasePath(settings.database)
         let lock: RunLock
         do {
+            if let st = try? PosixFileSystem().lstat(settings.database), st.kind == .symlink {
+                throw ConfigurationError("database \(settings.database) is a symbolic link; give the real file")
+            }
             try FileManager.default.createDirectory(atPath: (settings.database as NSString).deletingLastPathComponent.isEmpty ? "." : (settings.database as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             lock = try RunLock(databasePath: settings.database)
         } catch let held as RunLock.Held {
@@ -171,6 +177,14 @@ struct RunCommand: AsyncParsableCommand {
         try await ServiceGroup(configuration: configuration).run()
     }
 
+    /// The database path with its folder resolved (realpath), so every run names it the same.
+    static func resolvedDatabasePath(_ path: String) -> String {
+        let folder = (path as NSString).deletingLastPathComponent
+        guard let real = realpath(folder.isEmpty ? "." : folder, nil) else { return path }
+        defer { free(real) }
+        return (String(cString: real) as NSString).appendingPathComponent((path as NSString).lastPathComponent)
+    }
+
     func loadSettings() throws -> WorkerConfiguration {
         var path = config
         if path == nil, FileManager.default.fileExists(atPath: "quickscan.json") { path = "quickscan.json" }
@@ -218,6 +232,7 @@ struct RunCommand: AsyncParsableCommand {
         var clientConfig = FalconClientConfiguration(credentials: credentials, cloud: cloud, baseURL: base, userAgent: settings.userAgent,
                                                      requestTimeout: settings.timeoutSeconds)
         clientConfig.verifyTLSCertificates = settings.tlsVerify && !insecureSkipTLSVerify
+        clientConfig.allowPlainHTTP = settings.allowPlainHTTP
         return try HTTPFalconClient(configuration: clientConfig, logger: logger)
     }
 }

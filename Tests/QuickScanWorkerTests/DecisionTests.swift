@@ -65,12 +65,12 @@ import Testing
 
     @Test func disposalPlans() {
         let move = DispositionRule(action: .move, to: "/q")
-        #expect(Decisions.disposal(rule: move, outcome: .threat, path: "/in/a/b.txt", inbox: "/in")
+        #expect(Decisions.disposal(rule: move, outcome: .threat, path: "/in/a/b.txt", inbox: "/in", fileMode: 0o600)
                 == .move(folder: "/q", relative: "a/b.txt", fileMode: 0o600, folderMode: 0o700))
-        #expect(Decisions.disposal(rule: move, outcome: .clean, path: "/in/b.txt", inbox: "/in")
+        #expect(Decisions.disposal(rule: move, outcome: .clean, path: "/in/b.txt", inbox: "/in", fileMode: nil)
                 == .move(folder: "/q", relative: "b.txt", fileMode: nil, folderMode: 0o755))
-        #expect(Decisions.disposal(rule: .init(action: .delete), outcome: .threat, path: "/in/b", inbox: "/in") == .delete)
-        #expect(Decisions.disposal(rule: .init(action: .leave), outcome: .clean, path: "/in/b", inbox: "/in") == .leave)
+        #expect(Decisions.disposal(rule: .init(action: .delete), outcome: .threat, path: "/in/b", inbox: "/in", fileMode: nil) == .delete)
+        #expect(Decisions.disposal(rule: .init(action: .leave), outcome: .clean, path: "/in/b", inbox: "/in", fileMode: nil) == .leave)
     }
 
     @Test(arguments: [(1, 0, 3, Int32(1)), (0, 0, 3, 4), (0, 2, 0, 2), (0, 0, 0, 0), (2, 5, 0, 1), (0, 1, 1, 4)])

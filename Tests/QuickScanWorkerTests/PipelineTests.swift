@@ -27,6 +27,9 @@ struct Workspace {
         c.scanPollIntervalSeconds = 0.02
         c.volumeMaxWaitSeconds = 0
         c.database = database
+        // These suites test the in-place path (the file stays in the inbox until it is filed);
+        // custody has its own (CustodyTests, HostileInboxTests, the crash tests, the torture).
+        c.custody = "off"
         c.disposition = [
             .clean: .init(action: .move, to: dir.path + "/clean"),
             .threat: .init(action: .move, to: dir.path + "/quarantine"),

@@ -14,10 +14,14 @@ public struct DispositionRule: Sendable, Equatable {
     public var action: Action
     /// Destination folder of `move`.
     public var to: String?
+    /// The mode of a filed file (`disposition.*.mode`, an octal string); nil: the default
+    /// (0600 for threats, 0644 otherwise, when the worker holds the file in custody).
+    public var mode: mode_t?
 
-    public init(action: Action, to: String? = nil) {
+    public init(action: Action, to: String? = nil, mode: mode_t? = nil) {
         self.action = action
         self.to = to
+        self.mode = mode
     }
 }
 
@@ -51,6 +55,16 @@ public struct WorkerConfiguration: Sendable {
     public var userAgent: String = "quickscan/0.1"
     /// `falcon.tls_verify`: false only for a lab proxy (logged as a warning).
     public var tlsVerify: Bool = true
+    /// `falcon.allow_plain_http`: a plain http:// base URL to another host.
+    public var allowPlainHTTP: Bool = false
+    /// Destination folders that others can write (or whose parents they can), refused at
+    /// start unless this is set.
+    public var allowSharedDestinations: Bool = false
+    /// `custody`: `auto` (default) takes dropped files into the worker's spool when every
+    /// outcome is moved or deleted; `off` scans in place.
+    public var custody: String = "auto"
+    /// `spool`: the worker's own folder for files in custody (default: next to the database).
+    public var spool: String?
     public var inboxes: [InboxConfiguration] = []
     public var settleSeconds: Double = 5
     /// `run --once` stops waiting for a file still changing after this long; the run ends
@@ -87,12 +101,13 @@ public struct WorkerConfiguration: Sendable {
         guard let root = object as? [String: Any] else { throw ConfigurationError("config must be a JSON object") }
         var c = WorkerConfiguration()
         let r = KeyReader(root, path: "")
-        try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
+        try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "allow_shared_destinations", "custody", "spool", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
                      "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
                      "upload_concurrency", "hash_threads"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         if let f = try r.object("falcon") {
-            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify"])
+            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify", "allow_plain_http"])
+            c.allowPlainHTTP = try f.bool("allow_plain_http") ?? false
             c.cloud = try f.string("cloud")
             if let cloud = c.cloud, FalconCloud(name: cloud) == nil { throw ConfigurationError("falcon.cloud: \(cloud) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto") }
             c.baseURL = try f.string("base_url")
@@ -119,6 +134,10 @@ public struct WorkerConfiguration: Sendable {
         c.settleSeconds = try r.number("settle_seconds", min: 0) ?? c.settleSeconds
         c.maxSettleSeconds = try r.number("max_settle_seconds", min: 0) ?? c.maxSettleSeconds
         c.allowDestinationInInbox = try r.bool("allow_destination_in_inbox") ?? false
+        c.allowSharedDestinations = try r.bool("allow_shared_destinations") ?? false
+        c.custody = try r.string("custody") ?? "auto"
+        guard ["auto", "off"].contains(c.custody) else { throw ConfigurationError("custody must be auto or off") }
+        c.spool = try r.string("spool").map(resolve)
         c.pollIntervalSeconds = try r.number("poll_interval_seconds", min: 0.05) ?? c.pollIntervalSeconds
         if let n = try r.number("max_file_bytes", min: 1) { c.maxFileBytes = Int64(n) }
         if let v = try r.object("volume") {
@@ -137,14 +156,21 @@ public struct WorkerConfiguration: Sendable {
             try d.allow(["clean", "threat", "not_scanned"])
             for outcome in Outcome.allCases {
                 guard let o = try d.object(outcome.rawValue) else { continue }
-                try o.allow(["action", "to"])
+                try o.allow(["action", "to", "mode"])
                 let key = "disposition.\(outcome.rawValue)"
                 guard let name = try o.string("action"), let action = DispositionRule.Action(rawValue: name) else {
                     throw ConfigurationError("\(key).action must be one of move, delete, leave")
                 }
                 let to = try o.string("to").map(resolve)
                 if action == .move && to == nil { throw ConfigurationError("\(key).to is required for action move") }
-                c.disposition[outcome] = DispositionRule(action: action, to: to)
+                var mode: mode_t?
+                if let text = try o.string("mode") {
+                    guard let m = mode_t(text, radix: 8), m <= 0o777, m & 0o022 == 0 else {
+                        throw ConfigurationError("\(key).mode must be an octal mode such as \"0640\", not writable by group or others")
+                    }
+                    mode = m
+                }
+                c.disposition[outcome] = DispositionRule(action: action, to: to, mode: mode)
             }
         }
         c.deleteSamplesAfterScan = try r.bool("delete_samples_after_scan") ?? false
@@ -187,9 +213,11 @@ extension WorkerConfiguration {
             let r = disposition[outcome] ?? DispositionRule(action: .leave)
             var o: [String: Any] = ["action": r.action.rawValue]
             if let to = r.to { o["to"] = to }
+            if let mode = r.mode { o["mode"] = "0" + String(mode, radix: 8) }
             return o
         }
-        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent, "tls_verify": tlsVerify]
+        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent, "tls_verify": tlsVerify,
+                                     "allow_plain_http": allowPlainHTTP]
         if let baseURL { falcon["base_url"] = baseURL }
         if let memberCID { falcon["member_cid"] = memberCID }
         if let clientID { falcon["client_id"] = clientID }
@@ -198,7 +226,9 @@ extension WorkerConfiguration {
             "falcon": falcon,
             "inboxes": inboxes.map { ["path": $0.path, "recursive": $0.recursive, "include": $0.include, "exclude": $0.exclude] },
             "settle_seconds": settleSeconds, "max_settle_seconds": maxSettleSeconds,
-            "allow_destination_in_inbox": allowDestinationInInbox, "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
+            "allow_destination_in_inbox": allowDestinationInInbox, "allow_shared_destinations": allowSharedDestinations,
+            "custody": custody, "spool": spoolFolder,
+            "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
             "volume": ["max_samples": volumeMaxSamples, "max_wait_seconds": volumeMaxWaitSeconds],
             "scan": ["poll_interval_seconds": scanPollIntervalSeconds, "timeout_seconds": scanTimeoutSeconds, "max_attempts": scanMaxAttempts],
             "verdict_cache_ttl_hours": verdictCacheTTLHours,
@@ -293,14 +323,32 @@ extension WorkerConfiguration {
         return joined.isEmpty ? "." : joined
     }
 
+    /// Whether dropped files are taken into custody: every outcome is moved or deleted (the
+    /// worker takes each file out of the inbox), and custody is not turned off.
+    public var custodyEnabled: Bool {
+        custody == "auto" && Outcome.allCases.allSatisfy { (disposition[$0]?.action ?? .leave) != .leave }
+    }
+
+    /// The spool folder: `spool`, or `DATABASE.spool` next to the database.
+    public var spoolFolder: String { spool ?? database + ".spool" }
+
+    /// The mode a filed file of `outcome` gets: the rule's, else 0600 for a threat, else
+    /// 0644 for a file in custody (the spool copy is 0600), else unchanged.
+    public func fileMode(_ outcome: Outcome, custody: Bool) -> mode_t? {
+        if let mode = disposition[outcome]?.mode { return mode }
+        if outcome == .threat { return 0o600 }
+        return custody ? 0o644 : nil
+    }
+
     /// The configuration with every path normalised once (inboxes, destinations, database).
     public func normalized() -> WorkerConfiguration {
         var c = self
         c.inboxes = inboxes.map { var i = $0; i.path = Self.normalize($0.path); return i }
         for (outcome, rule) in disposition {
-            c.disposition[outcome] = DispositionRule(action: rule.action, to: rule.to.map(Self.normalize))
+            c.disposition[outcome] = DispositionRule(action: rule.action, to: rule.to.map(Self.normalize), mode: rule.mode)
         }
         c.database = Self.normalize(database)
+        c.spool = spool.map(Self.normalize)
         return c
     }
 
@@ -318,6 +366,9 @@ extension WorkerConfiguration {
                 if st.kind == .symlink { throw ConfigurationError("\(key): \(folder) is a symbolic link; give the real folder") }
                 if st.kind != .directory { throw ConfigurationError("\(key): \(folder) is not a folder") }
             }
+            if !allowSharedDestinations, let shared = Self.sharedComponent(of: folder, fs: fs) {
+                throw ConfigurationError("\(key): \(folder) can be changed by other users (\(shared)); filed files could be replaced or redirected. Make it owned by this user and not writable by others, or set allow_shared_destinations: true")
+            }
             guard !allowDestinationInInbox else { continue }
             // Walk up from the destination's nearest existing folder, by real path.
             var probe = folder
@@ -330,6 +381,24 @@ extension WorkerConfiguration {
                 if real == "/" || real.isEmpty { break }
                 real = (real as NSString).deletingLastPathComponent
             }
+        }
+    }
+
+    /// The first existing folder from `folder` up to `/` that someone other than this user (or
+    /// root) could change: owned by another user, or writable by group or others without the
+    /// sticky bit (which keeps others from renaming our entries). Nil when there is none.
+    static func sharedComponent(of folder: String, fs: any FileSystem) -> String? {
+        var path = folder
+        let me = geteuid()
+        while true {
+            if let st = try? fs.lstat(path) {
+                let owner = st.owner
+                if owner != me && owner != 0 { return "\(path) is owned by uid \(owner)" }
+                if st.mode & 0o022 != 0 && st.mode & 0o1000 == 0 { return "\(path) is writable by others (mode \(String(st.mode & 0o7777, radix: 8)))" }
+            }
+            if path == "/" || path == "." || path.isEmpty { return nil }
+            path = (path as NSString).deletingLastPathComponent
+            if path.isEmpty { path = "." }
         }
     }
 

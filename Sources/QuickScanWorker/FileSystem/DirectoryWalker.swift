@@ -35,11 +35,20 @@ public struct DirectoryWalker: Sendable {
         var errors: [String] = []
         var root = inbox.path
         while root.count > 1 && root.hasSuffix("/") { root.removeLast() }
-        var level = [inbox.path]
+        // Every folder is opened below the root's descriptor without following a symlink: a
+        // subfolder swapped for a symlink while we walk is an error, never a way out.
+        let rootFD: Int32
+        do {
+            rootFD = try Beneath.openRoot(root)
+        } catch {
+            return ["cannot read folder \(root): \(String(cString: strerror(error.errno)))"]
+        }
+        defer { close(rootFD) }
+        var level = [root]
         while !level.isEmpty {
             let folders = level
             let read = ParallelMap.map(count: folders.count, threads: min(threads, folders.count), makeWorker: {}) { [root] _, index in
-                Self.read(folder: folders[index], root: root, inbox: inbox, skip: skip)
+                Self.read(folder: folders[index], root: root, rootFD: rootFD, inbox: inbox, skip: skip)
             }
             level = []
             var remaining = read.reduce(0) { $0 + $1.entries.count }
@@ -61,8 +70,17 @@ public struct DirectoryWalker: Sendable {
     }
 
     /// One folder's accepted entries and the subfolders to enter.
-    static func read(folder dir: String, root: String, inbox: InboxConfiguration, skip: Set<FileNode>) -> (entries: [InboxEntry], folders: [String], error: String?) {
-        guard let handle = opendir(dir) else {
+    static func read(folder dir: String, root: String, rootFD: Int32, inbox: InboxConfiguration, skip: Set<FileNode>)
+        -> (entries: [InboxEntry], folders: [String], error: String?) {
+        let relative = dir == root ? "" : String(dir.dropFirst(root.count + 1))
+        let fd: Int32
+        do {
+            fd = try Beneath.openFolder(rootFD, relative, display: dir)
+        } catch {
+            return ([], [], "cannot read folder \(dir): \(String(cString: strerror(error.errno)))")
+        }
+        guard let handle = fdopendir(fd) else {
+            close(fd)
             return ([], [], "cannot read folder \(dir): \(String(cString: strerror(errno)))")
         }
         defer { closedir(handle) }

@@ -44,6 +44,8 @@ public struct FileRecord: Sendable {
     public var disposedTo: String?
     /// Why the file is not filed yet (a disposal that failed and is retried), if it is not.
     public var pendingReason: String?
+    /// With custody: the worker's own copy of the bytes scanned (uploaded and filed from here).
+    public var spoolPath: String?
 }
 
 /// One row of `samples`.
@@ -78,6 +80,7 @@ public struct StaleTransition: Error, CustomStringConvertible {
 }
 
 /// A file version hashed before its first record.
-public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String)
+/// With custody, `spool` is the worker's own copy that was hashed (and will be uploaded and filed).
+public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String, spool: String?)
 /// A file version recorded as not scanned at once, with why.
 public typealias UnscannableFile = (path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)

@@ -57,7 +57,8 @@ public enum Decisions {
         case move(folder: String, relative: String, fileMode: mode_t?, folderMode: mode_t)
     }
 
-    public static func disposal(rule: DispositionRule, outcome: Outcome, path: String, inbox: String) -> DisposalPlan {
+    /// `fileMode`: the mode the filed file gets (nil: unchanged).
+    public static func disposal(rule: DispositionRule, outcome: Outcome, path: String, inbox: String, fileMode: mode_t?) -> DisposalPlan {
         switch rule.action {
         case .leave: return .leave
         case .delete: return .delete
@@ -65,7 +66,7 @@ public enum Decisions {
             let relative = path.hasPrefix(inbox + "/") ? String(path.dropFirst(inbox.count + 1)) : (path as NSString).lastPathComponent
             // Quarantine: only the worker's user may read a threat.
             let restricted = outcome == .threat
-            return .move(folder: rule.to ?? "", relative: relative, fileMode: restricted ? 0o600 : nil, folderMode: restricted ? 0o700 : 0o755)
+            return .move(folder: rule.to ?? "", relative: relative, fileMode: fileMode, folderMode: restricted ? 0o700 : 0o755)
         }
     }
 

@@ -17,6 +17,7 @@ public final class ScanPipeline: Sendable {
     let poller: ScanPoller
     let disposer: FileDisposer
     let cleaner: CloudCleaner
+    let custodian: SpoolCustodian?
     let once: Bool
 
     /// - Parameters:
@@ -28,8 +29,10 @@ public final class ScanPipeline: Sendable {
         let policy = FailurePolicy(store: store, rateLimit: client.rateLimit, clock: clock, logger: logger, once: once)
         context = StageContext(config: config, store: store, client: client, fs: fileSystem, policy: policy, clock: clock,
                                logger: logger, hooks: hooks)
-        hasher = InboxHasher(threads: config.hashThreads, hooks: hooks)
-        watcher = DirectoryWatcher(context: context, hasher: hasher)
+        let custodian = config.custodyEnabled ? SpoolCustodian(context: context) : nil
+        hasher = InboxHasher(threads: config.hashThreads, hooks: hooks, spool: custodian.map { _ in config.spoolFolder })
+        watcher = DirectoryWatcher(context: context, hasher: hasher, custodian: custodian)
+        self.custodian = custodian
         uploader = SampleUploader(context: context, watcher: watcher)
         submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher)
         poller = ScanPoller(context: context)
@@ -48,6 +51,13 @@ public final class ScanPipeline: Sendable {
     public func prepare() async throws {
         try await guarded {
             try context.config.checkPaths(fs: context.fs)
+            if let custodian {
+                // The spool first: a crash may have left copies nobody recorded, and originals
+                // whose removal was not recorded.
+                try custodian.prepareSpool()
+                _ = try await custodian.removeOriginals()
+                try await custodian.removeOrphans()
+            }
             // Interrupted disposals first: a crash between link and unlink leaves the source
             // with a new ctime, which the watcher would otherwise take for a new version.
             try await disposer.resumeInterrupted()

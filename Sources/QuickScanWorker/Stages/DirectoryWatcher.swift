@@ -13,6 +13,7 @@ public actor DirectoryWatcher {
     let context: StageContext
     let hasher: InboxHasher
     let walker: DirectoryWalker
+    let custodian: SpoolCustodian?
 
     /// The last version recorded per path (loaded from the store).
     private var known: [String: FileIdentity] = [:]
@@ -31,9 +32,10 @@ public actor DirectoryWatcher {
     /// Watch mode: how often the index drops paths that are gone.
     static let pruneInterval = 60.0
 
-    init(context: StageContext, hasher: InboxHasher) {
+    init(context: StageContext, hasher: InboxHasher, custodian: SpoolCustodian?) {
         self.context = context
         self.hasher = hasher
+        self.custodian = custodian
         self.walker = DirectoryWalker(threads: context.config.hashThreads)
     }
 
@@ -176,7 +178,7 @@ public actor DirectoryWatcher {
         }
         let batches = stride(from: 0, to: entries.count, by: Self.ingestBatch).map { $0..<min($0 + Self.ingestBatch, entries.count) }
         guard let first = batches.first else { return }
-        var hashing = hasher.start(entries[first].map(\.path))
+        var hashing = hasher.start(entries[first].map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) })
         for (index, batch) in batches.enumerated() {
             // A shutdown between batches keeps what is recorded; the rest is found next run.
             if index > 0 && Task.isCancelled {
@@ -184,7 +186,7 @@ public actor DirectoryWatcher {
                 throw CancellationError()
             }
             let digests = try await hashing.value
-            if index + 1 < batches.count { hashing = hasher.start(entries[batches[index + 1]].map(\.path)) }
+            if index + 1 < batches.count { hashing = hasher.start(entries[batches[index + 1]].map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) }) }
             try await record(entries[batch], digests)
         }
     }
@@ -216,16 +218,22 @@ public actor DirectoryWatcher {
         for (entry, result) in zip(batch, digests) {
             switch InboxHasher.classify(identity: entry.stat.identity, result) {
             case .hashed(let sha256):
-                hashed.append((entry.path, entry.inbox, entry.stat.identity, sha256))
+                hashed.append((entry.path, entry.inbox, entry.stat.identity, sha256, result.spool))
             case .changed:
+                if let spool = result.spool { unlink(spool) }  // a copy of a version nobody will file
                 forgetVersion(entry.path)
             case .notScanned(let reason, let error):
+                if let spool = result.spool { unlink(spool) }
                 unscannable.append((entry.path, entry.inbox, entry.stat.identity, reason, error))
             }
         }
         try await context.store.recordHashed(hashed)
         try await context.store.recordNotScanned(unscannable)
         CrashPoint.reach("hashed")
+        // Custody: the copies are recorded (durably): the originals leave the inbox.
+        if let custodian, hashed.contains(where: { $0.spool != nil }) {
+            for path in try await custodian.removeOriginals() { known[path] = nil }
+        }
     }
 
     /// Files recorded `discovered` and not hashed (a database written by an earlier version):
@@ -234,7 +242,7 @@ public actor DirectoryWatcher {
         let store = context.store
         let files = try await store.files(in: [.discovered], limit: 5000)
         guard !files.isEmpty else { return }
-        let digests = try await hasher.start(files.map(\.path)).value
+        let digests = try await hasher.start(files.map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) }, custody: false).value
         var hashed: [(id: Int64, sha256: String, size: Int64)] = []
         for (file, result) in zip(files, digests) {
             switch InboxHasher.classify(identity: file.identity, result) {

@@ -50,7 +50,8 @@ struct FileDisposer: Sendable {
             guard let outcome = file.outcome else { continue }
             context.hooks.beforeDisposal?(file.path)
             let rule = context.config.disposition[outcome] ?? DispositionRule(action: .leave)
-            let plan = Decisions.disposal(rule: rule, outcome: outcome, path: file.path, inbox: file.inbox)
+            let plan = Decisions.disposal(rule: rule, outcome: outcome, path: file.path, inbox: file.inbox,
+                                          fileMode: context.config.fileMode(outcome, custody: file.spoolPath != nil))
             switch checkIdentity(file) {
             case .gone:
                 // Nothing to file: recorded as not filed anywhere.
@@ -105,11 +106,11 @@ struct FileDisposer: Sendable {
                 case .leave:
                     break
                 case .delete:
-                    try context.fs.unlink(file.path)
-                    sourceFolders.insert((file.path as NSString).deletingLastPathComponent)
+                    try context.fs.unlink(Self.source(file))
+                    sourceFolders.insert((Self.source(file) as NSString).deletingLastPathComponent)
                 case .move(_, _, let fileMode, _):
-                    try mover.move(file.path, to: intent.destination!, fileMode: fileMode)
-                    sourceFolders.insert((file.path as NSString).deletingLastPathComponent)
+                    try mover.move(Self.source(file), to: intent.destination!, fileMode: fileMode)
+                    sourceFolders.insert((Self.source(file) as NSString).deletingLastPathComponent)
                 }
             } catch {
                 try await failed(file, error)
@@ -142,7 +143,7 @@ struct FileDisposer: Sendable {
     /// would look changed and be scanned (and reported) again. Its new ctime is recorded, but
     /// only when the bytes are still the ones scanned.
     private func refreshIdentityAfterRollback(_ file: FileRecord) async throws {
-        guard let now = try? context.fs.lstat(file.path), now.identity != file.identity,
+        guard file.spoolPath == nil, let now = try? context.fs.lstat(file.path), now.identity != file.identity,
               now.identity.inode == file.identity.inode, now.identity.size == file.identity.size,
               now.identity.mtimeNs == file.identity.mtimeNs else { return }
         if let sha = file.sha256 {
@@ -157,7 +158,19 @@ struct FileDisposer: Sendable {
         case failed(FileSystemError)
     }
 
+    /// Where the file to dispose of is: the worker's spool copy (custody), else the inbox.
+    static func source(_ file: FileRecord) -> String { file.spoolPath ?? file.path }
+
     private func checkIdentity(_ file: FileRecord) -> IdentityCheck {
+        if let spool = file.spoolPath {
+            // Our own copy: nobody else can change it; it is there or it is not.
+            do {
+                let now = try context.fs.lstat(spool)
+                return now.kind == .regular && now.identity.size == file.identity.size ? .unchanged : .changed
+            } catch {
+                return error.errno == ENOENT ? .gone : .failed(error)
+            }
+        }
         do {
             let now = try context.fs.lstat(file.path)
             return now.identity == file.identity ? .unchanged : .changed
@@ -194,7 +207,11 @@ struct FileDisposer: Sendable {
     private func resume(_ file: FileRecord) async throws {
         let store = context.store
         let destination = file.disposedTo
-        let source = try lstatOrNil(file.path)
+        let custody = file.spoolPath != nil
+        let source = try lstatOrNil(Self.source(file))
+        // Our spool copy is whatever it is now (only a crash between link and unlink changes
+        // its ctime); an inbox file must still be the version scanned.
+        let recorded = custody ? (source?.identity ?? file.identity) : file.identity
         let isMove = destination != nil && destination != Decisions.deletedMarker
         let target = isMove ? try lstatOrNil(destination!) : nil
         var holdsScanned = false
@@ -202,36 +219,36 @@ struct FileDisposer: Sendable {
             holdsScanned = targetHoldsScannedBytes(file, target: destination!, source: source)
         }
         if isMove { try? context.fs.unlink(FileMover.partialPath(for: destination!)) }  // a copy cut short
-        let action = Decisions.resume(destination: destination, recorded: file.identity, source: source, target: target,
+        let action = Decisions.resume(destination: destination, recorded: recorded, source: source, target: target,
                                       targetHoldsScannedBytes: holdsScanned)
-        let fileMode: mode_t? = file.outcome == .threat ? 0o600 : nil
+        let fileMode = context.config.fileMode(file.outcome ?? .threat, custody: custody)
         switch action {
         case .finish(let at):
             if isMove, at != nil, let fileMode { try context.fs.chmod(at!, fileMode) }  // the mode, if the crash came first
-            if source != nil && at != nil { await watcher.forgetVersion(file.path) }  // a new version sits at the path
+            if !custody && source != nil && at != nil { await watcher.forgetVersion(file.path) }  // a new version sits at the path
             try await store.finishDisposal(file.id, destination: at)
         case .removeSourceThenFinish:
             if let fileMode { try context.fs.chmod(destination!, fileMode) }
             try context.fs.fsyncDirectory((destination! as NSString).deletingLastPathComponent)
-            try context.fs.unlink(file.path)
-            try context.fs.fsyncDirectory((file.path as NSString).deletingLastPathComponent)
+            try context.fs.unlink(Self.source(file))
+            try context.fs.fsyncDirectory((Self.source(file) as NSString).deletingLastPathComponent)
             try await store.finishDisposal(file.id, destination: destination)
             await watcher.release(file.path)
         case .disposeAgain:
             if destination == Decisions.deletedMarker {
-                try context.fs.unlink(file.path)
-                try context.fs.fsyncDirectory((file.path as NSString).deletingLastPathComponent)
+                try context.fs.unlink(Self.source(file))
+                try context.fs.fsyncDirectory((Self.source(file) as NSString).deletingLastPathComponent)
                 try await store.finishDisposal(file.id, destination: destination)
             } else {
                 let free = target == nil ? destination! : mover.uniqueDestination(
                     folder: (destination! as NSString).deletingLastPathComponent, relative: (destination! as NSString).lastPathComponent)
-                try mover.move(file.path, to: free, fileMode: fileMode)
+                try mover.move(Self.source(file), to: free, fileMode: fileMode)
                 try await store.finishDisposal(file.id, destination: free)
             }
             await watcher.release(file.path)
         case .supersede:
             try await store.abandonDisposal(file.id, detail: "changed before its disposal finished")
-            await watcher.forgetVersion(file.path)
+            if !custody { await watcher.forgetVersion(file.path) }
         }
         await context.policy.fileRecovered(file.id)
     }
@@ -243,7 +260,7 @@ struct FileDisposer: Sendable {
         if let sha = file.sha256 {
             return (try? FileHasher().hashFile(atPath: target).sha256) == sha
         }
-        guard let source, source.identity == file.identity else { return false }
-        return mover.sameContent(file.path, target)
+        guard let source, file.spoolPath != nil || source.identity == file.identity else { return false }
+        return mover.sameContent(Self.source(file), target)
     }
 }

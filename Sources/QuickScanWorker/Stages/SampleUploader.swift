@@ -44,7 +44,8 @@ struct SampleUploader: Sendable {
         let client = context.client
         let outcomes = await boundedMap(batch, width: context.config.uploadConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
             do throws(FalconError) {
-                _ = try await client.uploadSample(path: file.path, fileName: (file.path as NSString).lastPathComponent, comment: nil,
+                // With custody the worker's own copy goes up, never the inbox's file.
+                _ = try await client.uploadSample(path: file.spoolPath ?? file.path, fileName: (file.path as NSString).lastPathComponent, comment: nil,
                                                   isConfidential: true, expectedSHA256: sha)
                 return (sha, file, .success(()))
             } catch {
@@ -69,6 +70,11 @@ struct SampleUploader: Sendable {
         if error.kind == .localFile {
             // The file itself: gone, changed since it was hashed, or unreadable.
             context.logger.warning("upload failed", metadata: ["file.path": "\(file.path)", "error": "\(error)"])
+            if file.spoolPath != nil {
+                // Our own copy cannot change; it can only be lost (someone removed it).
+                try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: "the worker's copy: \(error.message)")
+                return
+            }
             guard let now = FileStat.of(file.path) else {
                 try await store.decide(file.id, outcome: .notScanned, reason: .vanished, error: "vanished before upload")
                 return

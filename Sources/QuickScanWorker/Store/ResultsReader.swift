@@ -72,7 +72,7 @@ public struct ResultRow: Sendable, Equatable {
     /// The view's columns, in its order: the keys of the JSON output and the CSV header.
     public static let columns = [
         "file_id", "path", "sha256", "size", "outcome", "verdict", "error", "scan_id", "scanned_at",
-        "disposed_to", "cached", "discovered_at", "updated_at", "state", "pending_reason",
+        "disposed_to", "cached", "discovered_at", "updated_at", "state", "pending_reason", "original_note",
     ]
 
     public var fileID: Int64
@@ -92,6 +92,8 @@ public struct ResultRow: Sendable, Equatable {
     public var state: String
     /// Why a decided file is not filed yet (a move that failed and is retried).
     public var pendingReason: String?
+    /// With custody: why the dropped original could not be removed from the inbox.
+    public var originalNote: String?
 
     init(_ row: SQLiteRow) {
         fileID = row.int("file_id") ?? 0
@@ -109,6 +111,7 @@ public struct ResultRow: Sendable, Equatable {
         updatedAt = row.string("updated_at") ?? ""
         state = row.string("state") ?? ""
         pendingReason = row.string("pending_reason")
+        originalNote = row.string("original_note")
     }
 
     /// The values in ``columns`` order; NULL stays `.null`.
@@ -117,7 +120,7 @@ public struct ResultRow: Sendable, Equatable {
         return [
             .integer(fileID), .text(path), text(sha256), .integer(size), .text(outcome), text(verdict), text(error),
             text(scanID), text(scannedAt), text(disposedTo), .integer(cached ? 1 : 0), .text(discoveredAt), .text(updatedAt),
-            .text(state), text(pendingReason),
+            .text(state), text(pendingReason), text(originalNote),
         ]
     }
 }
@@ -243,7 +246,8 @@ public final class ResultsReader {
             throw ResultsReaderError(.notAResultsDatabase, "\(path) is not a quickscan results database")
         }
         do {
-            db = try SQLiteConnection(path: path)
+            // Reading only: an operator's symlink to the database is followed.
+            db = try SQLiteConnection(path: path, followSymlinks: true)
             // Belt and braces: this connection must never write (SQLite docs, PRAGMA query_only).
             try db.execute("PRAGMA query_only = ON")
             let view = try db.queryOne("SELECT 1 AS found FROM sqlite_master WHERE type = 'view' AND name = 'results'")

@@ -80,6 +80,25 @@ public actor WorkerStore {
                        f.state, f.pending_reason
                 FROM files f WHERE f.state IN ('decided','disposing','disposed');
             """),
+        // Custody: the worker's own copy of a dropped file (spool_path), whether the original
+        // was removed from the inbox (original_removed: 0 not yet, 1 removed, -1 kept, with
+        // original_note saying why), and the results view shows a kept original.
+        .init("003-custody", """
+            ALTER TABLE files ADD COLUMN spool_path TEXT;
+            ALTER TABLE files ADD COLUMN original_removed INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE files ADD COLUMN original_note TEXT;
+            DROP VIEW results;
+            CREATE VIEW results AS
+                SELECT f.id AS file_id, f.path, f.sha256, f.size, f.outcome, f.verdict,
+                       CASE WHEN f.outcome = 'not_scanned' THEN f.reason || COALESCE(': ' || f.error, '') ELSE f.error END AS error,
+                       f.scan_id,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.scanned_at, 'unixepoch') AS scanned_at,
+                       CASE WHEN f.state = 'disposed' THEN f.disposed_to END AS disposed_to, f.cached,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.discovered_at, 'unixepoch') AS discovered_at,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS updated_at,
+                       f.state, f.pending_reason, f.original_note
+                FROM files f WHERE f.state IN ('decided','disposing','disposed');
+            """),
     ])
 
     public init(path: String) throws {
@@ -179,7 +198,9 @@ public actor WorkerStore {
     /// `hashed`, and its event. Versions already known are skipped.
     public func recordHashed(_ entries: [HashedFile]) throws {
         guard !entries.isEmpty else { return }
-        try db.transaction {
+        // With custody the originals are removed next: the record must be on disk first.
+        let custody = entries.contains { $0.spool != nil }
+        func body() throws {
             let now = Self.now()
             // In key order: the sample and path indexes are random-keyed, and sorted inserts
             // touch each index page once per batch instead of at random.
@@ -187,9 +208,36 @@ public actor WorkerStore {
                 try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [entry.sha256, entry.identity.size])
             }
             for entry in entries.sorted(by: { $0.path < $1.path }) {
-                try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .hashed, sha256: entry.sha256, now: now)
+                guard let id = try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .hashed, sha256: entry.sha256, now: now),
+                      let spool = entry.spool else { continue }
+                try db.run("UPDATE files SET spool_path = ?, original_removed = 0 WHERE id = ?", [spool, id])
             }
         }
+        if custody { try durableTransaction(body) } else { try db.transaction(body) }
+    }
+
+    /// Custody: originals whose removal from the inbox is not recorded yet (a crash between
+    /// the record and the removal), with their identity.
+    public func originalsToRemove() throws -> [FileRecord] {
+        try db.query("SELECT * FROM files WHERE original_removed = 0 AND spool_path IS NOT NULL ORDER BY id").map(Self.file)
+    }
+
+    /// Custody: the originals were removed from the inbox (or kept, with why).
+    public func noteOriginals(removed: [Int64], kept: [(id: Int64, note: String)]) throws {
+        guard !removed.isEmpty || !kept.isEmpty else { return }
+        try db.transaction {
+            for id in removed { try db.run("UPDATE files SET original_removed = 1 WHERE id = ?", [id]) }
+            for item in kept {
+                try db.run("UPDATE files SET original_removed = -1, original_note = ? WHERE id = ?", [item.note, item.id])
+                try event("file", String(item.id), from: nil, to: "original_kept", detail: item.note)
+            }
+        }
+    }
+
+    /// Custody: every spool copy a file not yet final still needs.
+    public func spoolPathsInUse() throws -> Set<String> {
+        Set(try db.query("SELECT spool_path FROM files WHERE spool_path IS NOT NULL AND state NOT IN ('disposed','superseded')")
+            .compactMap { $0.string("spool_path") })
     }
 
     /// Records file versions that cannot be scanned (a symbolic link, an unreadable or vanished
@@ -282,7 +330,7 @@ public actor WorkerStore {
             state: FileState(rawValue: row.string("state")!)!, sha256: row.string("sha256"),
             outcome: row.string("outcome").flatMap(Outcome.init), reason: row.string("reason"),
             verdict: row.string("verdict"), error: row.string("error"), disposedTo: row.string("disposed_to"),
-            pendingReason: row.string("pending_reason"))
+            pendingReason: row.string("pending_reason"), spoolPath: row.string("spool_path"))
     }
 
     /// The file changed under us: this version is superseded, the watcher records the new one.

@@ -1,0 +1,38 @@
+#ifndef QUICKSCAN_CSYSTEM_SHIM_H
+#define QUICKSCAN_CSYSTEM_SHIM_H
+// Linux calls Swift cannot make directly (variadic syscall(2), renameat2 constants).
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+/// syncfs(2) (glibc declares it only with _GNU_SOURCE): flushes the file system holding `fd`;
+/// one call makes a whole batch of spool copies durable.
+static inline int quickscan_syncfs(int fd) {
+    return (int)syscall(SYS_syncfs, fd);
+}
+
+#endif
+
+/// openat2(2) with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`: `path` is
+/// resolved below `dirfd` without following any symlink; -1 with errno ENOSYS on kernels
+/// before 5.6.
+static inline int quickscan_openat2_beneath(int dirfd, const char *path, uint64_t flags) {
+    struct {
+        uint64_t flags;
+        uint64_t mode;
+        uint64_t resolve;
+    } how = { flags, 0, 0x08 /* BENEATH */ | 0x04 /* NO_SYMLINKS */ | 0x02 /* NO_MAGICLINKS */ };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+/// syncfs(2) (glibc declares it only with _GNU_SOURCE): flushes the file system holding `fd`;
+/// one call makes a whole batch of spool copies durable.
+static inline int quickscan_syncfs(int fd) {
+    return (int)syscall(SYS_syncfs, fd);
+}
+
+#endif
