@@ -3,6 +3,10 @@
 //
 //   quickscan-bench ingest INBOX DB      discover, settle (0 s), hash and record every file
 //   quickscan-bench idle-poll INBOX DB   one watcher poll over an already ingested inbox
+//   quickscan-bench ingest-custody INBOX DB
+//                                        the same as ingest with custody: every file copied
+//                                        into the spool while hashed, synced, recorded, and the
+//                                        original removed from INBOX
 //
 // The last stdout line of each is one JSON object for the harness.
 
@@ -25,6 +29,7 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 let usage = """
     usage: quickscan-bench ingest INBOX DB
            quickscan-bench idle-poll INBOX DB
+           quickscan-bench ingest-custody INBOX DB
     """
 
 func seconds(_ duration: Duration) -> Double {
@@ -36,8 +41,15 @@ func absolute(_ path: String) -> String {
 }
 
 /// The worker as `quickscan run` builds it, with a client that is never contacted.
-func makePipeline(inbox: String, database: String) throws -> (ScanPipeline, WorkerStore) {
+func makePipeline(inbox: String, database: String, custody: Bool = false) throws -> (ScanPipeline, WorkerStore) {
     var config = WorkerConfiguration()
+    if custody {
+        let dir = (absolute(database) as NSString).deletingLastPathComponent
+        config.disposition = [.clean: .init(action: .move, to: dir + "/filed-clean"), .threat: .init(action: .move, to: dir + "/filed-threat"),
+                              .notScanned: .init(action: .move, to: dir + "/filed-failed")]
+    } else {
+        config.custody = "off"
+    }
     config.inboxes = [InboxConfiguration(path: absolute(inbox))]
     config.settleSeconds = 0
     config.database = absolute(database)
@@ -56,8 +68,8 @@ func json(_ fields: [(String, String)]) -> String {
 
 func format(_ value: Double) -> String { String(format: "%.6f", value) }
 
-func ingest(inbox: String, database: String) async throws {
-    let (pipeline, _) = try makePipeline(inbox: inbox, database: database)
+func ingest(inbox: String, database: String, custody: Bool = false) async throws {
+    let (pipeline, _) = try makePipeline(inbox: inbox, database: database, custody: custody)
     let clock = ContinuousClock()
     let started = clock.now
     let files = try await pipeline.ingestOnly()
@@ -87,6 +99,7 @@ do {
     switch arguments[0] {
     case "ingest": try await ingest(inbox: arguments[1], database: arguments[2])
     case "idle-poll": try await idlePoll(inbox: arguments[1], database: arguments[2])
+    case "ingest-custody": try await ingest(inbox: arguments[1], database: arguments[2], custody: true)
     default: fail(usage, code: 64)
     }
 } catch {

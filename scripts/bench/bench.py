@@ -48,7 +48,7 @@ SIZES = {
     "full": dict(big=GIB, many=20_000, inbox=100_000, e2e=2_000, probe=400, upload=256 * MIB, small=4 * KIB),
     "quick": dict(big=256 * MIB, many=5_000, inbox=20_000, e2e=1_000, probe=200, upload=256 * MIB, small=4 * KIB),
 }
-ALL = ["hash", "many", "ingest", "idle", "e2e", "upload"]
+ALL = ["hash", "many", "ingest", "idle", "custody", "e2e", "upload"]
 CHILD_TIMEOUT = 600
 PROBE_LATENCY_MS = 20
 PROBE_VOLUMES = 4  # the probe's volume.max_samples is a quarter of its files
@@ -376,6 +376,70 @@ class Bench:
         self.rows.append(Row(
             f"peak RSS, ingest {human_count(count)} files", f"{rss:.1f} MB", f"{max(x.maxrss_mb for x in ref):.1f} MB",
             f"{rss:.1f} MB", "<= 100 MB", rss <= 100))
+
+    # -- custody ------------------------------------------------------------------------------
+    def custody_once(self, master, count):
+        """One custody ingest of a fresh hard-linked copy of `master` (custody empties the inbox)."""
+        inbox = os.path.join(self.work, "custody-inbox")
+        if os.path.exists(inbox):
+            shutil.rmtree(inbox)
+        run(["cp", "-al", master, inbox])
+        db = self.fresh_db("custody.sqlite")
+        for leftover in ("custody.sqlite.spool", "filed-clean", "filed-threat", "filed-failed"):
+            shutil.rmtree(os.path.join(self.work, leftover), ignore_errors=True)
+        result = run([self.qsb, "ingest-custody", inbox, db], capture=True)
+        report = json.loads(result.out.strip().splitlines()[-1])
+        if report["files"] != count:
+            raise SystemExit(f"bench: custody ingest recorded {report['files']} files, expected {count}")
+        left = sum(len(names) for _, _, names in os.walk(inbox))
+        if left:
+            raise SystemExit(f"bench: custody left {left} originals in the inbox")
+        result.inner = report["seconds"]
+        return result
+
+    def bench_custody(self):
+        # Many small files: custody (copy into the spool while hashing, syncfs, durable record,
+        # unlink the originals) against today's in-place ingest, in the same run.
+        count, size = self.sizes["inbox"], self.sizes["small"]
+        master = tree(self.root, "inbox", count, size)
+        self.custody_once(master, count)
+        ours = self.repeat(lambda: self.custody_once(master, count))
+        inplace = self.repeat(lambda: self.ingest_once(master, count))
+        self.note("custody", "ingest-custody", ours, " | ingestOnly() s: " + " ".join(f"{x.inner:.3f}" for x in ours))
+        self.note("custody", "ingest in place", inplace)
+        o, p = median([x.inner for x in ours]), median([x.inner for x in inplace])
+        self.rows.append(Row(
+            f"ingest {human_count(count)} x {human_bytes(size)} files with custody",
+            f"{o:.2f} s ({count / o:,.0f} files/s)", f"in place {p:.2f} s ({count / p:,.0f} files/s)",
+            f"{count / o:,.0f} files/s", ">= 20,000 files/s", count / o >= 20_000))
+        # One big file: one pass (read, hash, write, syncfs) against cp then openssl dgst; the
+        # reference is shown with and without an fsync of its copy (custody's copy is durable).
+        size = self.sizes["big"]
+        path = big_file(self.root, size)
+        big_master = os.path.join(self.root, "custody-big")
+        if not os.path.isdir(big_master):
+            os.makedirs(big_master)
+            os.link(path, os.path.join(big_master, "big.bin"))
+        copy = os.path.join(self.work, "copy.bin")
+        ref_sh = f"cp {shlex.quote(path)} {shlex.quote(copy)} && openssl dgst -sha256 {shlex.quote(copy)} > /dev/null"
+        ref_sync_sh = f"cp {shlex.quote(path)} {shlex.quote(copy)} && sync {shlex.quote(copy)} && openssl dgst -sha256 {shlex.quote(copy)} > /dev/null"
+        def ref_once(sh):
+            if os.path.exists(copy):
+                os.unlink(copy)
+            return run(sh)
+        self.custody_once(big_master, 1)
+        ref_once(ref_sh)
+        ours = self.repeat(lambda: self.custody_once(big_master, 1))
+        ref = self.repeat(lambda: ref_once(ref_sh))
+        ref_sync = self.repeat(lambda: ref_once(ref_sync_sh))
+        self.note("custody-big", "ingest-custody", ours, " | ingestOnly() s: " + " ".join(f"{x.inner:.3f}" for x in ours))
+        self.note("custody-big", "cp + openssl", ref)
+        self.note("custody-big", "cp + sync + openssl", ref_sync)
+        o, r, rs = median([x.wall for x in ours]), median([x.wall for x in ref]), median([x.wall for x in ref_sync])
+        self.rows.append(Row(
+            f"one {human_bytes(size)} file into custody (hashed while copied, synced)",
+            f"{o:.3f} s", f"cp+openssl {r:.3f} s; cp+sync+openssl {rs:.3f} s",
+            f"ratio {o / r:.2f} ({o / rs:.2f} vs the synced copy)", "<= 0.8", o / r <= 0.8))
 
     # -- idle poll ----------------------------------------------------------------------------
     def bench_idle(self):

@@ -181,6 +181,7 @@ public final class ScanPipeline: Sendable {
     /// Benchmarks: takes and hashes every file in the inboxes now, without any API call.
     /// Returns the number of file versions recorded.
     public func ingestOnly() async throws -> Int {
+        try custodian?.prepareSpool()
         try await watcher.load()
         try await watcher.poll(firstPoll: true, once: true)
         var recorded = 0
