@@ -15,6 +15,12 @@ public struct FalconClientConfiguration: Sendable {
     public var maxUploadBytes: Int64
     /// Verify the server's TLS certificate (on by default; off only for a lab proxy, and logged).
     public var verifyTLSCertificates: Bool = true
+    /// The most requests in flight at once; `RequestLimiter` adapts the concurrency below it.
+    public var maxConcurrentRequests: Int = FalconClientConfiguration.defaultMaxConcurrentRequests
+
+    public static let defaultMaxConcurrentRequests = 32
+    /// The API's sliding rate-limit window in seconds (reference §3.2: one minute).
+    public var rateLimitWindow: Double = 60
 
     public static let defaultMaxUploadBytes: Int64 = 256 * 1024 * 1024
 
