@@ -2,8 +2,10 @@ import FalconAPI
 import Foundation
 
 /// The volume submitter: seals uploaded samples into Quick Scan volumes (ScanSamples), within
-/// the quota. The intent (the exact sample set) is recorded, durably, before the call, so a
-/// lost answer is reconciled instead of resubmitted.
+/// the quota, as soon as nothing more is coming for them (`Decisions.sealVolume`). The intent
+/// (the exact sample set) is recorded, durably, before the call, so a lost answer is reconciled
+/// instead of resubmitted; a volume refused because of one sample is split until that sample
+/// is alone.
 struct VolumeSubmitter: Sendable {
     let context: StageContext
     let reconciler: VolumeReconciler
