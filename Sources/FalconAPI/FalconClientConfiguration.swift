@@ -18,6 +18,12 @@ public struct FalconClientConfiguration: Sendable {
     /// Allows a plain `http://` base URL to a host other than this machine (the secret would
     /// travel in clear): `falcon.allow_plain_http`.
     public var allowPlainHTTP: Bool = false
+    /// The most requests in flight at once; `RequestLimiter` adapts the concurrency below it.
+    public var maxConcurrentRequests: Int = FalconClientConfiguration.defaultMaxConcurrentRequests
+
+    public static let defaultMaxConcurrentRequests = 32
+    /// The API's sliding rate-limit window in seconds (reference §3.2: one minute).
+    public var rateLimitWindow: Double = 60
 
     public static let defaultMaxUploadBytes: Int64 = 256 * 1024 * 1024
 

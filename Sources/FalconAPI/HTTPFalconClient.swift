@@ -14,6 +14,9 @@ import NIOSSL
 public final class HTTPFalconClient: Sendable {
     public let configuration: FalconClientConfiguration
     public let rateLimit: RateLimitGate
+    /// Concurrency and pacing of every authenticated request (one per client; a process makes
+    /// one client per CID, so one limiter per CID).
+    public let limiter: RequestLimiter
     let http: HTTPClient
     let clock: any FalconClock
     let logger: Logger
@@ -21,10 +24,11 @@ public final class HTTPFalconClient: Sendable {
 
     /// - Parameters:
     ///   - rateLimitCooldownUntil: a cooldown (epoch seconds) remembered from an earlier run.
+    ///   - limiter: a limiter shared with other clients of the same CID (default: its own).
     public init(
         configuration: FalconClientConfiguration, clock: any FalconClock = SystemFalconClock(),
         logger: Logger = Logger(label: "falcon-client"), httpClient: HTTPClient? = nil,
-        rateLimitCooldownUntil: Double? = nil
+        rateLimitCooldownUntil: Double? = nil, limiter: RequestLimiter? = nil
     ) throws(FalconError) {
         try configuration.validate()
         self.configuration = configuration
@@ -39,6 +43,7 @@ public final class HTTPFalconClient: Sendable {
             self.http = Self.unverifiedHTTPClient
         }
         self.rateLimit = RateLimitGate(clock: clock, cooldownUntil: rateLimitCooldownUntil)
+        self.limiter = limiter ?? RequestLimiter(clock: clock, ceiling: configuration.maxConcurrentRequests, window: configuration.rateLimitWindow)
         self.tokens = TokenStore(baseURL: configuration.initialBaseURL)
     }
 
@@ -67,6 +72,8 @@ public final class HTTPFalconClient: Sendable {
         // Our retry policy decides about retries; the pool would otherwise keep retrying a
         // refused connection until the request deadline.
         config.connectionPool.retryConnectionEstablishment = false
+        // One connection per request in flight: the limiter, not the pool, bounds concurrency.
+        config.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
     }
 
@@ -160,6 +167,7 @@ extension HTTPFalconClient {
         let started = clock.now().timeIntervalSince1970
         var attempt = 0
         var reauthentications = 0
+        var staleTokens = 0
 
         func wait(_ seconds: Double, reason: FalconError) async throws(FalconError) {
             let elapsed = clock.now().timeIntervalSince1970 - started
@@ -201,10 +209,15 @@ extension HTTPFalconClient {
             if request.auth == .bearer {
                 token = try await bearerToken()
             }
+            // Authenticated calls share the CID's window (token calls have their own limit, and
+            // must not wait behind calls that wait for the token).
+            let permit = request.auth == .bearer
+                ? try await acquirePermit(request.operation, notAfter: started + policy.deadline) : nil
             let reply: RawReply
             do {
                 reply = try await execute(request, token: token)
             } catch let failure {
+                if let permit { await limiter.complete(permit, failure.kind == .transport ? .noReply : .notSent) }
                 let notSent = failure.kind == .transport && !failure.mayHaveTakenEffect
                 let canRepeat = failure.isRetryable && (request.idempotent || notSent)
                 var final = failure
@@ -213,9 +226,12 @@ extension HTTPFalconClient {
                 try await wait(policy.backoff(afterAttempt: attempt, random: Double.random(in: 0..<1)), reason: final)
                 continue
             }
-            await rateLimit.observe(
-                limit: reply.headers.first(name: "X-Ratelimit-Limit").flatMap { Int($0) },
-                remaining: reply.headers.first(name: "X-Ratelimit-Remaining").flatMap { Int($0) })
+            let limit = reply.headers.first(name: "X-Ratelimit-Limit").flatMap { Int($0) }
+            let remaining = reply.headers.first(name: "X-Ratelimit-Remaining").flatMap { Int($0) }
+            if let permit {
+                await limiter.complete(permit, .reply(status: reply.status, limit: limit, remaining: remaining))
+                if reply.status != 401 { await rateLimit.observe(limit: limit, remaining: remaining) }
+            }
             warnAboutDeprecation(reply.headers, operation: request.operation)
             logger.debug("falcon reply", metadata: [
                 "falcon.operation": "\(request.operation)", "http.status": "\(reply.status)",
@@ -233,12 +249,16 @@ extension HTTPFalconClient {
                     kind: .decoding, message: "unreadable \(reply.status) reply (\(reply.isJSON ? "truncated or invalid JSON" : "not JSON"))",
                     operation: request.operation, status: reply.status, traceID: reply.traceID))
                 continue
-            case 401 where request.auth == .bearer && reauthentications < 3:
-                // An expired or revoked token: re-authenticate and repeat (reference §1.4). More
-                // than once only because concurrent calls may see a fresh token revoked too.
-                reauthentications += 1
+            case 401 where request.auth == .bearer && reauthentications < 3 && staleTokens < 10:
+                // An expired or revoked token: re-authenticate and repeat (reference §1.4). A
+                // token a concurrent call already replaced costs no re-authentication of ours
+                // (bounded all the same), so many calls in flight survive one expiry.
                 attempt -= 1
-                if let token { await tokens.invalidate(token) }
+                if let token, await tokens.invalidate(token) {
+                    reauthentications += 1
+                } else {
+                    staleTokens += 1
+                }
                 continue
             case 429:
                 let now = clock.now().timeIntervalSince1970
@@ -256,6 +276,18 @@ extension HTTPFalconClient {
             default:
                 throw error(for: reply, operation: request.operation, kind: request.auth == .none && request.path == "/oauth2/token" ? .authentication : .http)
             }
+        }
+    }
+
+    /// A limiter permit; a wait past the call's deadline is a rate-limit error the caller can
+    /// defer on, a cancelled wait a transport error (nothing was sent).
+    private func acquirePermit(_ operation: String, notAfter: Double) async throws(FalconError) -> RequestLimiter.Permit {
+        do {
+            return try await limiter.acquire(operation: operation, notAfter: notAfter)
+        } catch let error as FalconError {
+            throw error
+        } catch {
+            throw FalconError(kind: .transport, message: "cancelled while waiting for the rate-limit window", operation: operation)
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
-/// The one rate-limit state every request of a client honours: the cooldown set by the last
-/// 429 (`X-RateLimit-RetryAfter`) and a slowdown when `X-RateLimit-Remaining` runs low.
+/// The cooldown every request of a client honours after a 429 (`X-RateLimit-RetryAfter`), and
+/// the last rate-limit headers seen. Pacing within the window is `RequestLimiter`'s.
 public actor RateLimitGate {
     private let clock: any FalconClock
     /// Epoch seconds before which no request is sent.
@@ -20,10 +20,6 @@ public actor RateLimitGate {
         if let until = cooldownUntil {
             let left = until - clock.now().timeIntervalSince1970
             if left > 0 { wait = left } else { cooldownUntil = nil }
-        }
-        // gofalcon's proactive throttle (reference §3.4): 200 ms at ≤ 10 left, 500 ms at ≤ 5.
-        if let remaining = lastRemaining {
-            if remaining <= 5 { wait = max(wait, 0.5) } else if remaining <= 10 { wait = max(wait, 0.2) }
         }
         return wait
     }

@@ -31,8 +31,12 @@ actor TokenStore {
     }
 
     /// Drops `value` if it is still the current token (after a 401), so the next call fetches.
-    func invalidate(_ value: String) {
-        if token?.value == value { token = nil }
+    /// Returns false when it was already replaced (by a concurrent call's refresh).
+    @discardableResult
+    func invalidate(_ value: String) -> Bool {
+        guard token?.value == value else { return false }
+        token = nil
+        return true
     }
 
     /// Removes and returns the current token (for revoke on shutdown).

@@ -124,7 +124,12 @@ struct RunCommand: AsyncParsableCommand {
                 let progress = isatty(2) == 1 && settings.logFormat == "text" ? Task { await showProgress(store) } : nil
                 let summary = try await pipeline.runOnce(deadline: deadline.map { Date().timeIntervalSince1970 + $0 })
                 progress?.cancel()
-                if progress != nil { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                if let progress {
+                    // The final counts stay on screen: a short run may end before the first redraw.
+                    await progress.value
+                    let final = (try? await store.progress()).map { "\($0)\n" } ?? ""
+                    FileHandle.standardError.write(Data("\r\u{1B}[K\(final)".utf8))
+                }
                 exitCode = summary.exitCode
                 FileHandle.standardError.write(Data("quickscan: \(summary)\n".utf8))
             } else {
@@ -233,6 +238,7 @@ struct RunCommand: AsyncParsableCommand {
                                                      requestTimeout: settings.timeoutSeconds)
         clientConfig.verifyTLSCertificates = settings.tlsVerify && !insecureSkipTLSVerify
         clientConfig.allowPlainHTTP = settings.allowPlainHTTP
+        clientConfig.maxConcurrentRequests = settings.apiConcurrency
         return try HTTPFalconClient(configuration: clientConfig, logger: logger)
     }
 }

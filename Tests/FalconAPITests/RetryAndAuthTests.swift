@@ -193,11 +193,17 @@ struct RetryAndAuthTests {
         }
     }
 
-    @Test func lowRemainingSlowsDown() async throws {
+    @Test func pacesInsteadOfRunningIntoTheLimit() async throws {
+        // 8 per minute, one kept in reserve: the 8th call waits until the 1st leaves the window
+        // (60 s + the 1 s margin, on the test clock) instead of drawing a 429.
         let clock = ManualFalconClock()
-        try await withClient(configure: { $0.rateLimitPerMinute = 8 }, clock: clock) { client, _ in
-            for _ in 0..<5 { _ = try await client.getScans(ids: []) }
-            #expect(clock.sleeps.contains { $0 >= 0.2 }, "\(clock.sleeps)")
+        try await withClient(configure: { $0.rateLimitPerMinute = 8 }, clock: clock) { client, emulator in
+            for _ in 0..<8 { _ = try await client.getScans(ids: []) }
+            #expect(emulator.recorded.filter { $0.status == 429 }.isEmpty)
+            let waits = clock.sleeps.filter { $0 > 50 }
+            #expect(waits.count == 1, "\(clock.sleeps)")
+            #expect(waits.allSatisfy { $0 <= 61 })
+            #expect(await client.limiter.pacedRequests == 1)
         }
     }
 

@@ -166,6 +166,30 @@ struct FaultInjectionTests {
         }
     }
 
+    @Test func rateLimitIsASlidingWindowPerCID() async throws {
+        // A one-second window stands in for the minute.
+        try await withFalcon({
+            $0.rateLimitPerMinute = 2
+            $0.rateLimitWindowSeconds = 1
+        }) { emulator, falcon in
+            let token = try await falcon.token()
+            let first = try await falcon.getScans(query: nil, token: token)
+            let second = try await falcon.getScans(query: nil, token: token)
+            #expect([first, second].map { $0.header("X-Ratelimit-Remaining") } == ["1", "0"])
+            #expect(second.header("X-Ratelimit-Limit") == "2")
+            let limited = try await falcon.getScans(query: nil, token: token)
+            #expect(limited.status == 429)
+            #expect(limited.header("X-Ratelimit-Remaining") == "0")
+            #expect(limited.header("X-Ratelimit-Retryafter").flatMap(Int.init) != nil)
+            #expect(emulator.stats.rateLimited == 1)
+            // Both leave the window a second after they came (the 429 was not counted).
+            try await Task.sleep(for: .milliseconds(1200))
+            let after = try await falcon.getScans(query: nil, token: token)
+            #expect(after.status == 200)
+            #expect(after.header("X-Ratelimit-Remaining") == "1")
+        }
+    }
+
     @Test func updateChangesBehaviourAtRuntime() async throws {
         try await withFalcon({ $0.scanPollsUntilDone = 0 }) { emulator, falcon in
             let token = try await falcon.token()

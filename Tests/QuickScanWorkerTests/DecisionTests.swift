@@ -35,11 +35,34 @@ import Testing
     }
 
     @Test(arguments: [
-        (0, 0.0, 0, false, false), (1000, 0.0, 5, false, true), (3, 31.0, 5, false, true), (3, 1.0, 5, false, false),
-        (3, 1.0, 0, true, true), (3, 1.0, 2, true, false),
+        // waiting, oldest waited, upstream (taken, not uploaded), arriving within the grace → seal
+        (0, 0.0, 0, 0, false),  // nothing to seal
+        (1, 0.0, 0, 0, true),  // one file, nothing else coming: no linger (watch mode latency)
+        (1000, 0.0, 5, 9, true),  // full
+        (3, 31.0, 5, 9, true),  // lingered volume.max_wait_seconds
+        (3, 1.0, 5, 0, false),  // the uploader still has files for it
+        (3, 1.0, 0, 2, false),  // a burst still settling: linger while more arrive
+        (999, 29.9, 1, 0, false),
+        (3, 1.0, 0, 0, true),
     ])
-    func sealingAVolume(waiting: Int, waited: Double, upstream: Int, once: Bool, seal: Bool) {
-        #expect(Decisions.sealVolume(waiting: waiting, maxSamples: 1000, oldestWaited: waited, maxWait: 30, upstream: upstream, once: once) == seal)
+    func sealingAVolume(waiting: Int, waited: Double, upstream: Int, arriving: Int, seal: Bool) {
+        #expect(Decisions.sealVolume(waiting: waiting, maxSamples: 1000, oldestWaited: waited, maxWait: 30, upstream: upstream, arriving: arriving) == seal)
+    }
+
+    @Test(arguments: [
+        // seconds since the youngest volume was submitted, scan.poll_interval_seconds → delay
+        (0.0, 3.0, 0.1), (0.1, 3.0, 0.1), (0.5, 3.0, 0.25), (2.0, 3.0, 1.0), (6.0, 3.0, 3.0), (600.0, 3.0, 3.0), (0.0, 0.02, 0.02),
+    ])
+    func pollingAScanSoonAfterItsSubmission(age: Double, interval: Double, delay: Double) {
+        #expect(Decisions.scanPollDelay(age: age, interval: interval) == delay)
+    }
+
+    @Test(arguments: [
+        // seconds the last pass took, poll_interval_seconds → pause
+        (0.0001, 10.0, 0.2), (0.01, 10.0, 0.5), (0.15, 10.0, 7.5), (1.0, 10.0, 10.0), (0.001, 0.05, 0.05),
+    ])
+    func idlePauseFollowsThePassCost(pass: Double, interval: Double, pause: Double) {
+        #expect(abs(Decisions.idlePause(passSeconds: pass, pollInterval: interval) - pause) < 1e-9)
     }
 
     @Test func volumeSizeFollowsTheQuota() {

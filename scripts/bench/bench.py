@@ -19,6 +19,17 @@ is not dropped (that needs root): every data set fits in RAM, so both sides read
              volume pipelining: a probe run with 20 ms of emulator latency on each upload and
              volume.max_samples a quarter of its files (400; --quick 200)
   upload     quickscan upload FILE (256 MiB) against the emulator: peak RSS
+  throughput quickscan run --once vs the FalconPy Quick Scan sample's shape (upload each file one at
+             a time, one ScanSamples, GetScans every 1 s until done, delete each sample one at a
+             time; scripts/bench/falconpy_baseline.py in .venv-falconpy, made by
+             scripts/falconpy-check), 1,000 x 2 KiB files, --fault latency:ms=50 on every call,
+             deletes on; and API calls per distinct file with and without deletes
+  ratelimit  quickscan run --once, 5,000 x 2 KiB files with deletes, against --rate-limit 6000
+             (per minute, sliding): wall time against the window's floor, 429s, nothing lost
+             (--quick: 2,000 files against --rate-limit 2400)
+  latency    quickscan run (watch mode, shipped defaults) against an emulator that scans at
+             once: files dropped a few seconds apart, time from drop to filed minus
+             settle_seconds (median of 100; --quick 20), then a burst of 1,000 files: volumes
 """
 
 import argparse
@@ -45,12 +56,18 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 
 SIZES = {
-    "full": dict(big=GIB, many=20_000, inbox=100_000, e2e=2_000, probe=400, upload=256 * MIB, small=4 * KIB),
-    "quick": dict(big=256 * MIB, many=5_000, inbox=20_000, e2e=1_000, probe=200, upload=256 * MIB, small=4 * KIB),
+    "full": dict(big=GIB, many=20_000, inbox=100_000, e2e=2_000, probe=400, upload=256 * MIB, small=4 * KIB,
+                 throughput=1_000, ratelimit=5_000, rate=6_000, drops=100, burst=1_000),
+    "quick": dict(big=256 * MIB, many=5_000, inbox=20_000, e2e=1_000, probe=200, upload=256 * MIB, small=4 * KIB,
+                  throughput=1_000, ratelimit=2_000, rate=2_400, drops=20, burst=1_000),
 }
-ALL = ["hash", "many", "ingest", "idle", "custody", "e2e", "upload"]
+ALL = ["hash", "many", "ingest", "idle", "custody", "e2e", "upload", "throughput", "ratelimit", "latency"]
 CHILD_TIMEOUT = 600
 PROBE_LATENCY_MS = 20
+THROUGHPUT_LATENCY_MS = 50
+THROUGHPUT_SIZE = 2 * KIB
+DROP_SPACING = 2.0  # seconds between watch-mode drops
+FALCONPY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".venv-falconpy", "bin", "python")
 PROBE_VOLUMES = 4  # the probe's volume.max_samples is a quarter of its files
 FILES_PER_DIR = 1000
 
@@ -592,6 +609,198 @@ class Bench:
         self.rows.append(Row(
             f"peak RSS, upload one {human_bytes(size)} file", f"{rss:.1f} MB ({o:.2f} s, {size / o / MB:.0f} MB/s)", "-",
             f"{rss:.1f} MB", "<= 64 MB", rss <= 64))
+
+    # -- throughput: concurrent uploads and deletes vs FalconPy's sample ------------------------
+    def qs_once(self, inbox, emulator, *, delete, name):
+        db = self.fresh_db(f"{name}.sqlite")
+        config = os.path.join(self.work, f"{name}.json")
+        with open(config, "w") as f:
+            json.dump({
+                "inboxes": [{"path": inbox}],
+                "settle_seconds": 0,
+                "database": db,
+                "delete_samples_after_scan": delete,
+                "disposition": {k: {"action": "leave"} for k in ("clean", "threat", "not_scanned")},
+                "log": {"level": "warning"},
+            }, f)
+        result = run([self.qs, "run", "--once", "--config", config, "--base-url", emulator.url], env=self.env, check=False)
+        with sqlite3.connect(db) as conn:
+            result.outcomes = dict(conn.execute("SELECT outcome, COUNT(*) FROM results GROUP BY outcome").fetchall())
+            result.pending_deletes = conn.execute("SELECT COUNT(*) FROM samples WHERE delete_pending = 1").fetchone()[0]
+        if result.code not in (0, 1, 2):
+            raise SystemExit(f"bench: quickscan run --once exited {result.code}\n{result.err[-3000:]}")
+        return result
+
+    def qs_against(self, inbox, faults=(), extra=(), *, delete, name):
+        emulator = Emulator(self.qs, self.work, "--unaccepted-types", "scan", *[a for f in faults for a in ("--fault", f)], *extra)
+        try:
+            result = self.qs_once(inbox, emulator, delete=delete, name=name)
+        finally:
+            emulator.stop()
+        result.stats = emulator.stats or {}
+        return result
+
+    @staticmethod
+    def calls_per_file(stats, files):
+        """API calls per distinct file, token calls aside: (total, breakdown)."""
+        keys = ("uploads", "samples_deleted", "scan_samples_calls", "get_scans_calls")
+        parts = {k: stats.get(k, 0) for k in keys}
+        api = stats.get("requests", 0) - stats.get("tokens_issued", 0) - stats.get("revokes", 0)
+        return api / files, parts, api
+
+    def bench_throughput(self):
+        count = self.sizes["throughput"]
+        inbox = tree(self.root, "throughput", count, THROUGHPUT_SIZE)
+        fault = f"latency:ms={THROUGHPUT_LATENCY_MS}"
+        self.qs_against(inbox, [fault], delete=True, name="tp-warm")
+        ours = self.repeat(lambda: self.qs_against(inbox, [fault], delete=True, name="tp"))
+        for r in ours:
+            if sum(r.outcomes.values()) != count or r.pending_deletes or r.stats.get("samples_deleted") != count:
+                raise SystemExit(f"bench: throughput: lost work: {r.outcomes}, {r.pending_deletes} deletes pending, {r.stats}")
+        self.note("throughput", "quickscan run --once, deletes on", ours,
+                  f" | emulator stats of the last run: {json.dumps(ours[-1].stats, sort_keys=True)}")
+        o = median([x.wall for x in ours])
+        per_file, parts, api = self.calls_per_file(ours[-1].stats, count)
+        nodel = self.qs_against(inbox, [fault], delete=False, name="tp-nodelete")
+        per_file_nodel, parts_nodel, _ = self.calls_per_file(nodel.stats, count)
+        self.raw.append(f"api calls per distinct file: {per_file_nodel:.3f} without deletes {json.dumps(parts_nodel, sort_keys=True)}; "
+                        f"{per_file:.3f} with deletes {json.dumps(parts, sort_keys=True)}")
+        self.rows.append(Row(
+            f"API calls per distinct file, {human_count(count)} files (token calls aside)",
+            f"{per_file_nodel:.3f} / {per_file:.3f}", "-", "without / with deletes",
+            "1.0 / 2.0 + amortised ScanSamples, GetScans", per_file_nodel <= 1.01 and per_file <= 2.01))
+
+        if not os.path.exists(FALCONPY):
+            log("FalconPy baseline skipped: run scripts/falconpy-check once to create .venv-falconpy")
+            ref_text, ratio, ok = "n/a (no .venv-falconpy)", None, "SKIP"
+        else:
+            emulator = Emulator(self.qs, self.work, "--unaccepted-types", "scan", "--fault", fault)
+            try:
+                ref = run([FALCONPY, os.path.join(os.path.dirname(os.path.abspath(__file__)), "falconpy_baseline.py"), emulator.url, inbox],
+                          capture=True, timeout=1200)
+            finally:
+                emulator.stop()
+            info = json.loads(ref.out.strip().splitlines()[-1])
+            if info["files"] != count:
+                raise SystemExit(f"bench: FalconPy baseline saw {info['files']} files")
+            self.note("throughput", "FalconPy sample shape", [ref], f" | {json.dumps(info, sort_keys=True)}")
+            ratio = ref.wall / o
+            ref_text, ok = f"{ref.wall:.1f} s ({info['calls']} calls)", ratio >= 10
+        self.rows.append(Row(
+            f"end to end {human_count(count)} x {human_bytes(THROUGHPUT_SIZE)}, +{THROUGHPUT_LATENCY_MS} ms per call, deletes on, vs FalconPy sample",
+            f"{o:.2f} s", ref_text, f"{ratio:.1f} x faster" if ratio else "-", ">= 10 x", ok))
+
+    # -- the real rate limit --------------------------------------------------------------------
+    def bench_ratelimit(self):
+        count, rate = self.sizes["ratelimit"], self.sizes["rate"]
+        inbox = tree(self.root, "ratelimit", count, THROUGHPUT_SIZE)
+        # The fewest requests the run needs: one upload and one delete per file, a ScanSamples
+        # per 1,000 and a GetScans; the sliding window lets `rate` go at once and the next
+        # `rate` only a minute after, so an infinitely fast client needs 60 s per full window
+        # beyond the first.
+        needed = 2 * count + -(-count // 1000) + 1
+        floor = 60.0 * (-(-needed // rate) - 1)
+        results = []
+        for i in range(max(1, self.n)):
+            r = self.qs_against(inbox, extra=("--rate-limit", str(rate)), delete=True, name=f"rl{i}")
+            if sum(r.outcomes.values()) != count or r.pending_deletes or r.stats.get("samples_deleted") != count:
+                raise SystemExit(f"bench: ratelimit: lost work: {r.outcomes}, {r.pending_deletes} deletes pending, {r.stats}")
+            results.append(r)
+        self.note("ratelimit", f"quickscan run --once, --rate-limit {rate}", results,
+                  " | " + " ; ".join(json.dumps(r.stats, sort_keys=True) for r in results))
+        o = median([x.wall for x in results])
+        api = [r.stats.get("requests", 0) - r.stats.get("tokens_issued", 0) - r.stats.get("revokes", 0) for r in results]
+        limited = [r.stats.get("rate_limited", 0) for r in results]
+        share = max(l / a for l, a in zip(limited, api))
+        self.raw.append(f"ratelimit: {needed} requests needed, floor {floor:.1f} s; requests {api}; 429s {limited}")
+        self.rows.append(Row(
+            f"{human_count(count)} files with deletes under --rate-limit {rate}/min (sliding)",
+            f"{o:.1f} s", f"floor {floor:.0f} s", f"{o / floor:.2f} x floor; 429s {max(limited)} ({share:.2%})" if floor else "-",
+            "<= 1.15 x floor, <= 1 % 429", (floor == 0 or o <= 1.15 * floor) and share <= 0.01))
+
+    # -- watch-mode latency ---------------------------------------------------------------------
+    def bench_latency(self):
+        drops, burst = self.sizes["drops"], self.sizes["burst"]
+        base = os.path.join(self.work, "latency")
+        shutil.rmtree(base, ignore_errors=True)
+        inbox, clean, staging = (os.path.join(base, d) for d in ("inbox", "clean", "staging"))
+        for d in (inbox, staging):
+            os.makedirs(d)
+        db = os.path.join(base, "db.sqlite")
+        config = os.path.join(base, "config.json")
+        with open(config, "w") as f:  # shipped defaults for everything else
+            json.dump({"inboxes": [{"path": inbox}], "database": db,
+                       "disposition": {"clean": {"action": "move", "to": clean}, "threat": {"action": "move", "to": clean},
+                                       "not_scanned": {"action": "move", "to": clean}},
+                       "log": {"level": "warning"}}, f)
+        settle = 5.0  # the shipped settle_seconds
+        emulator = Emulator(self.qs, self.work, "--scan-polls-until-done", "0", "--unaccepted-types", "scan")
+        worker = subprocess.Popen([self.qs, "run", "--config", config, "--base-url", emulator.url], env=self.env,
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(base, "worker.stderr"), "wb"))
+        seen = {}
+        stop = threading.Event()
+
+        def watch():
+            while not stop.is_set():
+                if os.path.isdir(clean):
+                    now = time.time()
+                    for entry in os.scandir(clean):
+                        seen.setdefault(entry.name, now)
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            time.sleep(1)
+            dropped = {}
+            for i in range(drops):
+                name = f"drop{i:03d}.txt"
+                src = os.path.join(staging, name)
+                with open(src, "wb") as f:
+                    f.write(f"latency drop {i} {os.urandom(8).hex()}\n".encode())
+                dropped[name] = time.time()
+                os.rename(src, os.path.join(inbox, name))
+                time.sleep(DROP_SPACING)
+            deadline = time.time() + 60
+            while len([n for n in dropped if n in seen]) < drops and time.time() < deadline:
+                time.sleep(0.1)
+            latencies = sorted(seen[n] - t - settle for n, t in dropped.items() if n in seen)
+            if len(latencies) < drops:
+                raise SystemExit(f"bench: latency: only {len(latencies)} of {drops} drops filed")
+            # A burst: one volume for all of it.
+            burst_dir = os.path.join(staging, "burst")
+            os.makedirs(burst_dir)
+            for i in range(burst):
+                with open(os.path.join(burst_dir, f"b{i:04d}.txt"), "wb") as f:
+                    f.write(f"burst {i} {os.urandom(8).hex()}\n".encode())
+            burst_at = time.time()
+            os.rename(burst_dir, os.path.join(inbox, "burst"))
+            deadline = time.time() + 120
+            while len([n for n in seen if n.startswith("b")]) < 1 and time.time() < deadline:
+                time.sleep(0.1)
+            burst_root = os.path.join(clean, "burst")
+            while (not os.path.isdir(burst_root) or len(os.listdir(burst_root)) < burst) and time.time() < deadline:
+                time.sleep(0.1)
+            burst_done = time.time() - burst_at
+            with sqlite3.connect(db) as conn:
+                volumes = conn.execute("SELECT COUNT(*) FROM volumes WHERE state = 'done' AND intent_at >= ?", (burst_at,)).fetchone()[0]
+        finally:
+            stop.set()
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            emulator.stop()
+        med = median(latencies)
+        p90 = latencies[int(0.9 * (len(latencies) - 1))]
+        self.raw.append(f"latency: {drops} drops {DROP_SPACING} s apart, drop to filed minus settle_seconds {settle}: "
+                        f"median {med:.3f} s, p90 {p90:.3f} s, min {latencies[0]:.3f} s, max {latencies[-1]:.3f} s; "
+                        f"burst of {burst} files filed in {burst_done:.1f} s in {volumes} volume(s)")
+        self.rows.append(Row(
+            f"watch mode, shipped defaults: drop to filed, minus settle_seconds (median of {drops})",
+            f"{med:.2f} s (p90 {p90:.2f} s)", "-", f"burst of {human_count(burst)} files: {volumes} volume(s)",
+            "<= 1 s; a burst in one volume", med <= 1.0 and volumes == 1))
 
     # -- output -------------------------------------------------------------------------------
     def table(self):

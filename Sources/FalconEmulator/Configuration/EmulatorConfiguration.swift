@@ -85,6 +85,9 @@ public struct EmulatorConfiguration: Sendable {
     /// `X-Ratelimit-Limit` of authenticated calls; `X-Ratelimit-Remaining` counts down over a
     /// sliding minute and a call past the limit gets a 429 (§3.2).
     public var rateLimitPerMinute = 6000
+    /// The sliding window of ``rateLimitPerMinute`` in seconds: 60, as the API's; tests shorten
+    /// it to fill and drain a window in seconds.
+    public var rateLimitWindowSeconds = 60.0
     /// Verdict of samples holding the EICAR test string.
     public var malwareVerdict = "malware"
     /// Verdict of samples holding the marker `QUICKSCAN-EMULATOR-SUSPICIOUS`.

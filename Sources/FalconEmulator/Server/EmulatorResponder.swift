@@ -144,12 +144,13 @@ struct EmulatorResponder: HTTPResponder {
             bucket = .authenticated(cid: cid)
             let limited = state.withLock { state -> Reply? in
                 let limit = state.configuration.rateLimitPerMinute
-                var window = state.authenticatedWindows[cid] ?? SlidingWindow()
+                var window = state.authenticatedWindows[cid] ?? SlidingWindow(length: state.configuration.rateLimitWindowSeconds)
                 defer { state.authenticatedWindows[cid] = window }
                 guard window.count(now: now) >= limit else {
                     window.add(now)
                     return nil
                 }
+                state.stats.rateLimited += 1
                 var reply = Reply.metaOnly(429, "API rate limit exceeded", poweredBy: PoweredBy.gateway)
                 let retry = window.nextRelease.map { Int($0.rounded(.up)) } ?? Int(now) + 1
                 reply.headers.append(("X-Ratelimit-Retryafter", String(retry)))

@@ -22,6 +22,8 @@ public struct EmulatorStats: Sendable, Equatable {
     public var samplesDeleted = 0
     /// Requests answered 401.
     public var unauthorized = 0
+    /// Requests answered 429 because the CID's sliding window was used up (`--rate-limit`).
+    public var rateLimited = 0
     /// Faults applied, by ``FaultRule/Kind/name``.
     public var faultsInjected: [String: Int] = [:]
 
@@ -33,7 +35,7 @@ public struct EmulatorStats: Sendable, Equatable {
             ("requests", requests), ("tokens_issued", tokensIssued), ("revokes", revokes), ("uploads", uploads),
             ("scan_samples_calls", scanSamplesCalls), ("scans_created", scansCreated), ("get_scans_calls", getScansCalls),
             ("query_submissions_calls", querySubmissionsCalls), ("aggregates_calls", aggregatesCalls),
-            ("samples_deleted", samplesDeleted), ("unauthorized", unauthorized),
+            ("samples_deleted", samplesDeleted), ("unauthorized", unauthorized), ("rate_limited", rateLimited),
         ]
         let faults = faultsInjected.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
         let fields = counts.sorted { $0.0 < $1.0 }.map { "\"\($0.0)\":\($0.1)" } + ["\"faults_injected\":{\(faults)}"]

@@ -86,7 +86,9 @@ public struct WorkerConfiguration: Sendable {
     public var database: String = "quickscan.sqlite"
     public var logLevel: String = "info"
     public var logFormat: String = "text"
-    public var uploadConcurrency: Int = 4
+    /// `api_concurrency` (alias `upload_concurrency`): the most API requests in flight at once
+    /// (uploads, deletes and the rest); the client's `RequestLimiter` adapts below it.
+    public var apiConcurrency: Int = FalconClientConfiguration.defaultMaxConcurrentRequests
     public var hashThreads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     public init() {}
@@ -103,7 +105,7 @@ public struct WorkerConfiguration: Sendable {
         let r = KeyReader(root, path: "")
         try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "allow_shared_destinations", "custody", "spool", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
                      "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
-                     "upload_concurrency", "hash_threads"])
+                     "api_concurrency", "upload_concurrency", "hash_threads"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         if let f = try r.object("falcon") {
             try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify", "allow_plain_http"])
@@ -184,7 +186,10 @@ public struct WorkerConfiguration: Sendable {
             }
             guard ["text", "json"].contains(c.logFormat) else { throw ConfigurationError("log.format must be text or json") }
         }
-        if let n = try r.number("upload_concurrency", min: 1, max: 64) { c.uploadConcurrency = Int(n) }
+        if root["api_concurrency"] != nil && root["upload_concurrency"] != nil {
+            throw ConfigurationError("api_concurrency and upload_concurrency are the same setting (upload_concurrency is its old name): give one")
+        }
+        if let n = try r.number("api_concurrency", min: 1, max: 256) ?? r.number("upload_concurrency", min: 1, max: 256) { c.apiConcurrency = Int(n) }
         if let n = try r.number("hash_threads", min: 1, max: 256) { c.hashThreads = Int(n) }
         return c
     }
@@ -234,7 +239,7 @@ extension WorkerConfiguration {
             "verdict_cache_ttl_hours": verdictCacheTTLHours,
             "disposition": ["clean": rule(.clean), "threat": rule(.threat), "not_scanned": rule(.notScanned)],
             "delete_samples_after_scan": deleteSamplesAfterScan, "database": database,
-            "upload_concurrency": uploadConcurrency, "hash_threads": hashThreads,
+            "api_concurrency": apiConcurrency, "hash_threads": hashThreads,
             "log": ["level": logLevel, "format": logFormat],
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()

@@ -11,10 +11,32 @@ public enum Decisions {
     // MARK: what to submit next
 
     /// Whether the samples waiting for a volume go out now: a full volume, one whose oldest
-    /// sample waited long enough, or a `--once` run with nothing more coming.
-    public static func sealVolume(waiting: Int, maxSamples: Int, oldestWaited: Double, maxWait: Double, upstream: Int, once: Bool) -> Bool {
+    /// sample waited `volume.max_wait_seconds`, or one the uploader has nothing more for.
+    /// Batching costs nothing when nothing else is coming: the linger applies only while more
+    /// files are on their way — taken but not uploaded yet (`upstream`), or becoming stable
+    /// within `lingerGrace` (`arriving`, a burst still being copied in).
+    public static func sealVolume(waiting: Int, maxSamples: Int, oldestWaited: Double, maxWait: Double, upstream: Int, arriving: Int) -> Bool {
         guard waiting > 0 else { return false }
-        return waiting >= maxSamples || oldestWaited >= maxWait || (once && upstream == 0)
+        return waiting >= maxSamples || oldestWaited >= maxWait || (upstream == 0 && arriving == 0)
+    }
+
+    /// Seconds ahead within which a settling file counts as arriving for the open volume.
+    public static let lingerGrace = 1.0
+
+    /// Seconds until the next GetScans, `age` seconds after the youngest volume in flight was
+    /// submitted: soon after a submission (a scan may finish in well under a second), then
+    /// backing off by half the age up to `scan.poll_interval_seconds` — about eight extra calls
+    /// in a volume's first six seconds, each covering every volume in flight.
+    public static func scanPollDelay(age: Double, interval: Double) -> Double {
+        min(interval, max(0.1, age / 2))
+    }
+
+    /// Watch mode: seconds between idle passes. A pass that took `passSeconds` waits 50 times
+    /// that (at most 2 % of a core on passes), at least 0.2 s and at most
+    /// `poll_interval_seconds`: a small inbox is polled five times a second, a 100,000-file
+    /// inbox (a 150 ms pass) every 7.5 s.
+    public static func idlePause(passSeconds: Double, pollInterval: Double) -> Double {
+        min(pollInterval, max(0.2, passSeconds * 50))
     }
 
     /// How many of `waiting` samples to submit under `quota` (nil: the API reported none);

@@ -34,8 +34,8 @@ public final class ScanPipeline: Sendable {
         watcher = DirectoryWatcher(context: context, hasher: hasher, custodian: custodian)
         self.custodian = custodian
         uploader = SampleUploader(context: context, watcher: watcher)
-        submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher)
         poller = ScanPoller(context: context)
+        submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher, poller: poller)
         disposer = FileDisposer(context: context, watcher: watcher)
         cleaner = CloudCleaner(context: context)
         self.once = once
@@ -106,7 +106,8 @@ public final class ScanPipeline: Sendable {
             }
             if await policy.deferral != nil, try await !hasWorkInFlight() { break }
             if await policy.streak >= FailurePolicy.streakLimit { break }
-            try await Task.sleep(for: .milliseconds(Int(min(context.config.scanPollIntervalSeconds, max(0.05, context.config.settleSeconds / 2), 1) * 1000)))
+            let pause = try await nextPause(min(context.config.scanPollIntervalSeconds, max(0.05, context.config.settleSeconds / 2), 1))
+            try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
         }
         return try await summary(deferral: await policy.deferral ?? deferral)
     }
@@ -117,21 +118,37 @@ public final class ScanPipeline: Sendable {
         try await prepare()
         var passes = 0
         while !Task.isCancelled {
+            let started = context.now()
             do {
                 try await step(takeNew: true, firstPoll: false, once: false)
             } catch is CancellationError {
                 return
             }
+            let passSeconds = context.now() - started
             await policy.clearDeferral()  // watch mode retries quota and rate limits on the next poll
             passes += 1
             if passes % 100 == 0 { await policy.prune(keeping: Set(try await store.pendingIDs())) }
-            // Sleep the poll interval, shorter while files settle or volumes are in flight.
-            var pause = context.config.pollIntervalSeconds
-            if await watcher.isSettling { pause = min(pause, max(0.05, context.config.settleSeconds)) }
+            // An idle pass waits in proportion to its own cost (a small inbox is polled about
+            // five times a second), and no longer than until the next thing falls due.
+            var pause = Decisions.idlePause(passSeconds: passSeconds, pollInterval: context.config.pollIntervalSeconds)
             if try await hasWorkInFlight() { pause = min(pause, context.config.scanPollIntervalSeconds) }
-            if try await store.oldestAwaitingSince() != nil { pause = min(pause, max(0.05, context.config.volumeMaxWaitSeconds)) }
+            pause = try await nextPause(pause)
             try? await context.clock.sleep(for: .milliseconds(Int(pause * 1000)))
         }
+    }
+
+    /// `pause`, shortened to when the next settling file becomes stable, the next GetScans is
+    /// due, or the oldest sample waiting for a volume has lingered `volume.max_wait_seconds`.
+    func nextPause(_ pause: Double) async throws -> Double {
+        let now = context.now()
+        var pause = pause
+        if let due = await watcher.nextSettleDue { pause = min(pause, due - now) }
+        if try await !store.volumes(in: .submitted).isEmpty { pause = min(pause, await poller.nextPoll - now) }
+        // (A volume held back by a deferral is not due: the pause stays.)
+        if let oldest = try await store.oldestAwaitingSince(), oldest + context.config.volumeMaxWaitSeconds > now {
+            pause = min(pause, oldest + context.config.volumeMaxWaitSeconds - now)
+        }
+        return max(0.01, pause)
     }
 
     func hasWorkInFlight() async throws -> Bool {
@@ -152,12 +169,13 @@ public final class ScanPipeline: Sendable {
             try await uploader.run {
                 try await submitter.run(once: once)
                 try await poller.run()
+                try await cleaner.run()  // deletes as soon as a volume is done, between upload chunks
             }
         }
         try await guarded { try await submitter.run(once: once) }
         try await guarded { try await poller.run() }
-        try await guarded { try await disposer.run() }
         try await guarded { try await cleaner.run() }
+        try await guarded { try await disposer.run() }
     }
 
     /// The run's outcomes (this run's and those of killed runs not yet reported), files left

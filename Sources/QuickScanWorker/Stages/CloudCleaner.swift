@@ -2,21 +2,37 @@ import FalconAPI
 import Foundation
 
 /// The cloud cleaner: with `delete_samples_after_scan`, deletes each scanned sample from the
-/// cloud; the ledger in `samples` (delete_pending) survives a crash.
+/// cloud as soon as its volume is done, many at once through the client's `RequestLimiter`
+/// (`api_concurrency` at most). The ledger in `samples` (delete_pending) survives a crash: a
+/// sample is marked deleted only after the API confirmed, so a killed run deletes it again
+/// (DeleteSampleV3 is idempotent; a 404 counts as deleted).
 struct CloudCleaner: Sendable {
     let context: StageContext
 
     func run() async throws {
-        guard context.config.deleteSamplesAfterScan else { return }
-        for sha in try await context.store.samplesPendingDeletion() {
-            do {
-                try await context.client.deleteSample(sha256: sha)
-                await context.policy.apiSucceeded()
+        guard context.config.deleteSamplesAfterScan, await context.policy.deferral == nil else { return }
+        let pending = try await context.store.samplesPendingDeletion()
+        guard !pending.isEmpty else { return }
+        let (client, store) = (context.client, context.store)
+        let results = await boundedMap(pending, width: context.config.apiConcurrency) { sha -> Result<Void, any Error> in
+            do throws(FalconError) {
+                try await client.deleteSample(sha256: sha)
             } catch {
-                try await context.policy.apiFailed(error, during: "DeleteSampleV3")
-                return
+                return .failure(error)
             }
-            try await context.store.markSampleDeleted(sha)
+            // Recorded as each answer comes: a crash keeps every confirmed delete.
+            do { try await store.markSampleDeleted(sha) } catch { return .failure(error) }
+            return .success(())
+        }
+        var errors: [FalconError] = []
+        for case .failure(let error) in results {
+            guard let apiError = error as? FalconError else { throw error }  // the store: fatal, via the policy
+            errors.append(apiError)
+        }
+        if errors.count < pending.count { await context.policy.apiSucceeded() }
+        // One failure reported per pass: the rest are the same cause, retried next pass.
+        if let first = errors.first(where: { FailureTriage.of($0) != .transient }) ?? errors.first {
+            try await context.policy.apiFailed(first, during: "DeleteSampleV3")
         }
     }
 }

@@ -52,6 +52,18 @@ public actor DirectoryWatcher {
 
     var isSettling: Bool { !settling.isEmpty }
 
+    /// Files that become stable within `grace` seconds (a burst still being copied in) or
+    /// changed since recorded: the open volume lingers for them.
+    func arriving(within grace: Double) -> Int {
+        let due = context.now() + grace - context.config.settleSeconds
+        return settling.filter { ($0.value.since <= due) && (onlyPaths?.contains($0.key) ?? true) }.count + changed.count
+    }
+
+    /// When the next settling file becomes stable (nil: none settling).
+    var nextSettleDue: Double? {
+        settling.values.map(\.since).min().map { $0 + context.config.settleSeconds }
+    }
+
     /// The recorded version of `path` is gone (changed while read, changed before disposal):
     /// the watcher looks again, and a `--once` run does not end before it has.
     func forgetVersion(_ path: String) {

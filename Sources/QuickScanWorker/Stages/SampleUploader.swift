@@ -2,8 +2,8 @@ import FalconAPI
 import Foundation
 
 /// The uploader: files recorded `hashed` either reuse a recent verdict of the same content,
-/// reuse an upload already in the cloud, or are uploaded (Sample Uploads v3), at most
-/// `upload_concurrency` at once.
+/// reuse an upload already in the cloud, or are uploaded (Sample Uploads v3), many at once
+/// through the client's `RequestLimiter` (`api_concurrency` at most).
 struct SampleUploader: Sendable {
     let context: StageContext
     let watcher: DirectoryWatcher
@@ -42,7 +42,7 @@ struct SampleUploader: Sendable {
 
     private func upload(_ batch: [(key: String, value: FileRecord)]) async throws {
         let client = context.client
-        let outcomes = await boundedMap(batch, width: context.config.uploadConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
+        let outcomes = await boundedMap(batch, width: context.config.apiConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
             do throws(FalconError) {
                 // With custody the worker's own copy goes up, never the inbox's file.
                 _ = try await client.uploadSample(path: file.spoolPath ?? file.path, fileName: (file.path as NSString).lastPathComponent, comment: nil,

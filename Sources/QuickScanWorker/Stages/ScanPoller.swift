@@ -1,12 +1,13 @@
 import FalconAPI
 import Foundation
 
-/// The scan poller: one GetScans call per 100 volumes in flight, every
-/// `scan.poll_interval_seconds`; a finished scan's verdicts go to its samples and the files
-/// waiting on them.
+/// The scan poller: one GetScans call per 100 volumes in flight, soon after a submission and
+/// then backing off to every `scan.poll_interval_seconds` (`Decisions.scanPollDelay`); a
+/// finished scan's verdicts go to its samples and the files waiting on them.
 actor ScanPoller {
     let context: StageContext
-    private var lastPoll = -Double.infinity
+    /// When the next GetScans is due (volumes found in flight at start are polled at once).
+    private(set) var nextPoll = -Double.infinity
 
     init(context: StageContext) {
         self.context = context
@@ -16,8 +17,9 @@ actor ScanPoller {
         let (store, config) = (context.store, context.config)
         let volumes = try await store.volumes(in: .submitted)
         guard !volumes.isEmpty else { return }
-        guard force || context.now() - lastPoll >= config.scanPollIntervalSeconds else { return }
-        lastPoll = context.now()
+        guard force || context.now() >= nextPoll else { return }
+        let youngest = volumes.map { $0.submittedAt ?? $0.intentAt }.max() ?? context.now()
+        nextPoll = context.now() + Decisions.scanPollDelay(age: context.now() - youngest, interval: config.scanPollIntervalSeconds)
         for chunk in stride(from: 0, to: volumes.count, by: 100).map({ Array(volumes[$0..<min($0 + 100, volumes.count)]) }) {
             let response: FalconResponse<ScanResult>
             do {
@@ -35,6 +37,11 @@ actor ScanPoller {
             }
             for volume in chunk { try await apply(volume, response) }
         }
+    }
+
+    /// A volume was just submitted: poll it soon, whatever the cadence of older volumes.
+    func volumeSubmitted() {
+        nextPoll = min(nextPoll, context.now() + Decisions.scanPollDelay(age: 0, interval: context.config.scanPollIntervalSeconds))
     }
 
     private func apply(_ volume: VolumeRecord, _ response: FalconResponse<ScanResult>) async throws {

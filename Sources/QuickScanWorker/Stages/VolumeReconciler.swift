@@ -66,6 +66,11 @@ struct VolumeReconciler: Sendable {
                 try await store.markVolumeSubmitted(volume.id, scanID: scanID, detail: "resubmitted: no scan matched the recorded intent")
             case .failure(let error) where error.mayHaveTakenEffect:
                 logger.warning("resubmission answer lost; reconciling again", metadata: ["volume.id": "\(volume.id)"])
+            case .failure(let error) where error.status == 400:
+                // Refused (no scan created): as a refused volume of the submitter, its samples are
+                // uploaded again, bounded by scan.max_attempts.
+                try await store.failVolume(volume.id, from: .submitting, reason: "ScanSamples refused: \(error.message)", maxAttempts: config.scanMaxAttempts)
+                try await store.forgetUploads(members.sorted())
             case .failure(let error):
                 throw error
             }

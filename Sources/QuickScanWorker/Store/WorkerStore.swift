@@ -578,6 +578,35 @@ public actor WorkerStore {
         }
     }
 
+    /// submitting → failed for a volume ScanSamples refused (a 400: no scan was created), and
+    /// two new volume intents, `submitting`, for its halves, in one durable transaction (the
+    /// halves are intents like any other: a crash before their ScanSamples answers is
+    /// reconciled). Splitting is not a new attempt for the samples. Returns the halves.
+    public func splitVolume(_ id: Int64, reason: String) throws -> [(id: Int64, samples: [String])] {
+        try durableTransaction {
+            let members = try members(ofVolume: id)
+            precondition(members.count > 1, "a volume of one sample cannot be split")
+            let attempt = Int(try db.queryOne("SELECT attempt FROM volumes WHERE id = ?", [id])?.int("attempt") ?? 1)
+            let halves = [Array(members[..<(members.count / 2)]), Array(members[(members.count / 2)...])]
+            var created: [(id: Int64, samples: [String])] = []
+            for half in halves {
+                try db.run("INSERT INTO volumes (state, intent_at, attempt) VALUES ('submitting', ?, ?)", [Self.now(), attempt])
+                let newID = db.lastInsertRowID
+                for sha in half {
+                    try db.run("INSERT INTO volume_members (volume_id, sha256) VALUES (?, ?)", [newID, sha])
+                    guard try db.run("UPDATE samples SET volume_id = ? WHERE sha256 = ? AND volume_id = ?", [newID, sha, id]) == 1 else {
+                        throw StaleTransition(entity: "sample", id: sha, expected: "in volume \(id)")
+                    }
+                }
+                try event("volume", String(newID), from: nil, to: VolumeState.submitting.rawValue, detail: "\(half.count) samples, half of volume \(id)")
+                created.append((newID, half))
+            }
+            try moveVolume(id, from: .submitting, to: .failed, set: [("finished_at", Self.now()), ("detail", reason)],
+                           detail: "\(reason); split into volumes \(created[0].id) and \(created[1].id)")
+            return created
+        }
+    }
+
     private func releaseSample(_ sha: String, volume: Int64, maxAttempts: Int, why: String) throws {
         try db.run("UPDATE samples SET volume_id = NULL WHERE sha256 = ? AND volume_id = ?", [sha, volume])
         let attempts = Int(try db.queryOne("SELECT attempts FROM samples WHERE sha256 = ?", [sha])?.int("attempts") ?? 0)
