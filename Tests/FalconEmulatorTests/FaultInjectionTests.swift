@@ -167,10 +167,10 @@ struct FaultInjectionTests {
     }
 
     @Test func rateLimitIsASlidingWindowPerCID() async throws {
-        // A one-second window stands in for the minute.
+        // A four-second window stands in for the minute (long enough for a loaded machine).
         try await withFalcon({
             $0.rateLimitPerMinute = 2
-            $0.rateLimitWindowSeconds = 1
+            $0.rateLimitWindowSeconds = 4
         }) { emulator, falcon in
             let token = try await falcon.token()
             let first = try await falcon.getScans(query: nil, token: token)
@@ -182,8 +182,8 @@ struct FaultInjectionTests {
             #expect(limited.header("X-Ratelimit-Remaining") == "0")
             #expect(limited.header("X-Ratelimit-Retryafter").flatMap(Int.init) != nil)
             #expect(emulator.stats.rateLimited == 1)
-            // Both leave the window a second after they came (the 429 was not counted).
-            try await Task.sleep(for: .milliseconds(1200))
+            // Both leave the window four seconds after they came (the 429 was not counted).
+            try await Task.sleep(for: .milliseconds(4300))
             let after = try await falcon.getScans(query: nil, token: token)
             #expect(after.status == 200)
             #expect(after.header("X-Ratelimit-Remaining") == "1")

@@ -105,13 +105,13 @@ struct ThroughputTests {
     @Test func aTightRateLimitIsPacedNotRunInto() async throws {
         let ws = try Workspace()
         for i in 0..<150 { try ws.put("f\(i).txt", Array("paced \(i)".utf8)) }
-        // 200 requests per 3-second window; the run needs about 305 (150 uploads, 150 deletes,
+        // 200 requests per 10-second window; the run needs about 305 (150 uploads, 150 deletes,
         // ScanSamples, GetScans, quota), so it must wait for the window.
         try await withEmulator({
             $0.rateLimitPerMinute = 200
-            $0.rateLimitWindowSeconds = 3
+            $0.rateLimitWindowSeconds = 10
         }) { emulator in
-            let (summary, client) = try await runOnce(ws, emulator, clientConfig: { $0.rateLimitWindow = 3 }) {
+            let (summary, client) = try await runOnce(ws, emulator, clientConfig: { $0.rateLimitWindow = 10 }) {
                 $0.deleteSamplesAfterScan = true
             }
             #expect(summary.exitCode == 0)
