@@ -18,16 +18,19 @@ public final class HTTPFalconClient: Sendable {
     let clock: any FalconClock
     let logger: Logger
     let tokens: TokenStore
+    let observer: (any FalconCallObserver)?
 
     /// - Parameters:
     ///   - rateLimitCooldownUntil: a cooldown (epoch seconds) remembered from an earlier run.
+    ///   - observer: told of every exchange, retry and 429 (metrics).
     public init(
         configuration: FalconClientConfiguration, clock: any FalconClock = SystemFalconClock(),
         logger: Logger = Logger(label: "falcon-client"), httpClient: HTTPClient? = nil,
-        rateLimitCooldownUntil: Double? = nil
+        rateLimitCooldownUntil: Double? = nil, observer: (any FalconCallObserver)? = nil
     ) throws(FalconError) {
         try configuration.validate()
         self.configuration = configuration
+        self.observer = observer
         self.clock = clock
         self.logger = logger
         if let httpClient {
@@ -166,6 +169,7 @@ extension HTTPFalconClient {
             if elapsed + seconds > policy.deadline {
                 throw reason
             }
+            observer?.retrying(operation: request.operation)
             if seconds > 0 {
                 logger.debug("waiting before retry", metadata: ["falcon.operation": "\(request.operation)", "wait_seconds": "\(seconds)", "reason": "\(reason.message)"])
                 do { try await clock.sleep(for: .seconds(seconds)) } catch {
@@ -202,9 +206,12 @@ extension HTTPFalconClient {
                 token = try await bearerToken()
             }
             let reply: RawReply
+            let sentAt = ContinuousClock.now
             do {
                 reply = try await execute(request, token: token)
+                observer?.exchanged(operation: request.operation, status: reply.status, seconds: Self.seconds(since: sentAt))
             } catch let failure {
+                observer?.exchanged(operation: request.operation, status: nil, seconds: Self.seconds(since: sentAt))
                 let notSent = failure.kind == .transport && !failure.mayHaveTakenEffect
                 let canRepeat = failure.isRetryable && (request.idempotent || notSent)
                 var final = failure
@@ -241,6 +248,7 @@ extension HTTPFalconClient {
                 if let token { await tokens.invalidate(token) }
                 continue
             case 429:
+                observer?.rateLimited(operation: request.operation)
                 let now = clock.now().timeIntervalSince1970
                 let until = reply.headers.first(name: "X-Ratelimit-Retryafter").flatMap(parseRetryAfter)
                     .map { max($0, now + 1) } ?? now + policy.defaultRateLimitWait
@@ -257,6 +265,11 @@ extension HTTPFalconClient {
                 throw error(for: reply, operation: request.operation, kind: request.auth == .none && request.path == "/oauth2/token" ? .authentication : .http)
             }
         }
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Headers that announce an API's retirement (PSFalcon warns on any `X-Api-Deprecation*`,

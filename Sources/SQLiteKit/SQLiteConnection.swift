@@ -9,7 +9,10 @@ public final class SQLiteConnection {
     private var statementCache: [String: SQLiteStatement] = [:]
 
     /// Opens (creating if needed) the database at `path` with WAL, a busy timeout and foreign keys on.
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+    /// - Parameter incrementalVacuumWhenNew: a database without tables yet is put in incremental
+    ///   auto-vacuum mode first (possible only before the first table and before WAL; SQLite
+    ///   docs, "PRAGMA auto_vacuum").
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, incrementalVacuumWhenNew: Bool = false) throws {
         var db: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -23,6 +26,9 @@ public final class SQLiteConnection {
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
         do {
+            if incrementalVacuumWhenNew, try queryOne("SELECT COUNT(*) AS n FROM sqlite_master")?.int("n") == 0 {
+                try execute("PRAGMA auto_vacuum = INCREMENTAL")
+            }
             try execute("PRAGMA journal_mode = WAL")
             try execute("PRAGMA synchronous = NORMAL")
             // Checkpoint every ~16 MB of WAL instead of 4 MB: large batches rewrite fewer pages.

@@ -8,7 +8,9 @@ import Glibc
 /// environment, the process SIGKILLs itself the N-th time (default 1) it reaches point NAME.
 /// Points: `hashed`, `uploaded`, `volume-intent` (intent committed, ScanSamples not sent),
 /// `volume-sent` (ScanSamples answered, scan id not committed), `disposal-begun` (destination
-/// recorded, file not moved), `linked` (destination linked, source not yet unlinked).
+/// recorded, file not moved), `linked` (destination linked, source not yet unlinked),
+/// `notify-due` (a verdict's notification committed, not sent), `notify-sent` (sent, its
+/// delivery not recorded).
 public enum CrashPoint {
     private static let target: (name: String, count: Int)? = {
         guard let spec = ProcessInfo.processInfo.environment["QUICKSCAN_CRASH_AT"], !spec.isEmpty else { return nil }

@@ -224,6 +224,7 @@ public actor DirectoryWatcher {
             }
         }
         try await context.store.recordHashed(hashed)
+        context.metrics.hashed(bytes: hashed.reduce(0) { $0 + $1.identity.size })
         try await context.store.recordNotScanned(unscannable)
         CrashPoint.reach("hashed")
     }
@@ -248,6 +249,7 @@ public actor DirectoryWatcher {
             }
         }
         try await store.markHashed(hashed)
+        context.metrics.hashed(bytes: hashed.reduce(0) { $0 + $1.size })
         CrashPoint.reach("hashed")
     }
 }
