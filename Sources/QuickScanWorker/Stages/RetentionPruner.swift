@@ -29,6 +29,10 @@ public struct RetentionPruner: Sendable {
     let logger: Logger
     /// The target for one transaction; chunks shrink when one takes longer than a quarter of it.
     public var maxLockSeconds = 1.0
+    /// Free time for other writers after each transaction: as long as SQLite's busy handler
+    /// sleeps between two tries at most (100 ms), so a writer in another process that waits
+    /// is sure to find the lock free once.
+    public var pauseBetweenTransactions: Duration = .milliseconds(110)
 
     public init(store: WorkerStore, config: WorkerConfiguration, logger: Logger) {
         self.store = store
@@ -45,14 +49,17 @@ public struct RetentionPruner: Sendable {
         }
         let cutoff = now - olderThan
         var chunk = 1000
-        func timed<T>(_ body: () async throws -> T) async rethrows -> T {
+        func timed<T>(_ body: () async throws -> T) async throws -> T {
             let t0 = ContinuousClock.now
             let result = try await body()
             let elapsed = Self.seconds(ContinuousClock.now - t0)
             report.transactions += 1
             report.longestTransactionSeconds = max(report.longestTransactionSeconds, elapsed)
-            // Adaptive: aim for a tenth of the budget per transaction.
-            if elapsed > maxLockSeconds / 4 { chunk = max(50, chunk / 2) } else if elapsed < maxLockSeconds / 20 { chunk = min(20_000, chunk * 2) }
+            // Adaptive: about a tenth of the budget per transaction.
+            if elapsed > maxLockSeconds * 0.15 { chunk = max(50, chunk / 2) } else if elapsed < maxLockSeconds / 20 { chunk = min(50_000, chunk * 2) }
+            // SQLite's lock is not fair: a pause after each transaction lets another writer
+            // (a watcher in another process, whose busy handler polls) take its turn.
+            try await Task.sleep(for: pauseBetweenTransactions)
             return result
         }
         while true {
@@ -80,11 +87,11 @@ public struct RetentionPruner: Sendable {
             report.samples += n
             if n < size { break }
         }
-        // Space: free pages back to the file system, a few thousand at a time.
+        // Space: free pages back to the file system, 500 pages (2 MB) at a time.
         let before = try await store.spaceInfo()
         if before.autoVacuum == 2 {
             var left = before.freePages
-            var pages = 2000
+            let pages = 500
             while left > 0 {
                 try Task.checkCancellation()
                 let step = pages
@@ -92,7 +99,6 @@ public struct RetentionPruner: Sendable {
                 report.pagesReclaimed += left - remaining
                 if remaining >= left { break }
                 left = remaining
-                pages = chunk >= 1000 ? 2000 : 500
             }
         } else if before.freePages > 0 {
             logger.notice("free pages are reused but not returned to the file system: run quickscan prune --vacuum once (locks the database while it runs)",
