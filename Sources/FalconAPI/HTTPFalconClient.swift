@@ -21,17 +21,20 @@ public final class HTTPFalconClient: Sendable {
     let clock: any FalconClock
     let logger: Logger
     let tokens: TokenStore
+    let observer: (any FalconCallObserver)?
 
     /// - Parameters:
     ///   - rateLimitCooldownUntil: a cooldown (epoch seconds) remembered from an earlier run.
     ///   - limiter: a limiter shared with other clients of the same CID (default: its own).
+    ///   - observer: told of every exchange, retry and 429 (metrics).
     public init(
         configuration: FalconClientConfiguration, clock: any FalconClock = SystemFalconClock(),
         logger: Logger = Logger(label: "falcon-client"), httpClient: HTTPClient? = nil,
-        rateLimitCooldownUntil: Double? = nil, limiter: RequestLimiter? = nil
+        rateLimitCooldownUntil: Double? = nil, limiter: RequestLimiter? = nil, observer: (any FalconCallObserver)? = nil
     ) throws(FalconError) {
         try configuration.validate()
         self.configuration = configuration
+        self.observer = observer
         self.clock = clock
         self.logger = logger
         if let httpClient {
@@ -174,6 +177,7 @@ extension HTTPFalconClient {
             if elapsed + seconds > policy.deadline {
                 throw reason
             }
+            observer?.retrying(operation: request.operation)
             if seconds > 0 {
                 logger.debug("waiting before retry", metadata: ["falcon.operation": "\(request.operation)", "wait_seconds": "\(seconds)", "reason": "\(reason.message)"])
                 do { try await clock.sleep(for: .seconds(seconds)) } catch {
@@ -214,10 +218,13 @@ extension HTTPFalconClient {
             let permit = request.auth == .bearer
                 ? try await acquirePermit(request.operation, notAfter: started + policy.deadline) : nil
             let reply: RawReply
+            let sentAt = ContinuousClock.now
             do {
                 reply = try await execute(request, token: token)
+                observer?.exchanged(operation: request.operation, status: reply.status, seconds: Self.seconds(since: sentAt))
             } catch let failure {
                 if let permit { await limiter.complete(permit, failure.kind == .transport ? .noReply : .notSent) }
+                observer?.exchanged(operation: request.operation, status: nil, seconds: Self.seconds(since: sentAt))
                 let notSent = failure.kind == .transport && !failure.mayHaveTakenEffect
                 let canRepeat = failure.isRetryable && (request.idempotent || notSent)
                 var final = failure
@@ -261,6 +268,7 @@ extension HTTPFalconClient {
                 }
                 continue
             case 429:
+                observer?.rateLimited(operation: request.operation)
                 let now = clock.now().timeIntervalSince1970
                 let until = reply.headers.first(name: "X-Ratelimit-Retryafter").flatMap(parseRetryAfter)
                     .map { max($0, now + 1) } ?? now + policy.defaultRateLimitWait
@@ -289,6 +297,11 @@ extension HTTPFalconClient {
         } catch {
             throw FalconError(kind: .transport, message: "cancelled while waiting for the rate-limit window", operation: operation)
         }
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Headers that announce an API's retirement (PSFalcon warns on any `X-Api-Deprecation*`,

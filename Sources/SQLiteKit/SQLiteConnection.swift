@@ -9,9 +9,13 @@ public final class SQLiteConnection {
     private var statementCache: [String: SQLiteStatement] = [:]
 
     /// Opens (creating if needed) the database at `path` with WAL, a busy timeout and foreign keys on.
-    /// - Parameter followSymlinks: false (the default) refuses a symlink anywhere in `path`
-    ///   (`SQLITE_OPEN_NOFOLLOW`): the worker's database is never opened through one.
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, followSymlinks: Bool = false) throws {
+    /// - Parameters:
+    ///   - followSymlinks: false (the default) refuses a symlink anywhere in `path`
+    ///     (`SQLITE_OPEN_NOFOLLOW`): the worker's database is never opened through one.
+    ///   - incrementalVacuumWhenNew: a database without tables yet is put in incremental
+    ///     auto-vacuum mode first (possible only before the first table and before WAL; SQLite
+    ///     docs, "PRAGMA auto_vacuum").
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, followSymlinks: Bool = false, incrementalVacuumWhenNew: Bool = false) throws {
         var db: OpaquePointer?
         // NOFOLLOW: a symlink planted at the database's name is refused, not followed.
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | (followSymlinks ? 0 : SQLITE_OPEN_NOFOLLOW)
@@ -26,6 +30,9 @@ public final class SQLiteConnection {
         sqlite3_extended_result_codes(db, 1)
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
         do {
+            if incrementalVacuumWhenNew, try queryOne("SELECT COUNT(*) AS n FROM sqlite_master")?.int("n") == 0 {
+                try execute("PRAGMA auto_vacuum = INCREMENTAL")
+            }
             try execute("PRAGMA journal_mode = WAL")
             try execute("PRAGMA synchronous = NORMAL")
             // Checkpoint every ~16 MB of WAL instead of 4 MB: large batches rewrite fewer pages.

@@ -17,7 +17,7 @@ struct QuickScanCommand: AsyncParsableCommand {
             """,
         subcommands: [
             QuotaCommand.self, UploadCommand.self, ScanSamplesCommand.self, ScansCommand.self,
-            SubmissionsCommand.self, AggregatesCommand.self, ProCommand.self, HashCommand.self, RunCommand.self, StatusCommand.self, ResultsCommand.self, HistoryCommand.self, ConfigCommand.self, EmulatorCommand.self,
+            SubmissionsCommand.self, AggregatesCommand.self, ProCommand.self, HashCommand.self, RunCommand.self, StatusCommand.self, ResultsCommand.self, HistoryCommand.self, PruneCommand.self, ConfigCommand.self, EmulatorCommand.self,
         ]
     )
 

@@ -3,6 +3,8 @@ import FalconAPI
 import FalconEmulator
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import QuickScanWorker
 import ServiceLifecycle
 
@@ -76,6 +78,10 @@ struct RunCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: settings.logLevel) ?? .info
         LogSetup.bootstrap(level: level, format: settings.logFormat)
         let logger = Logger(label: "quickscan")
+        // The process's one metrics bootstrap: the library code is handed this factory.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(WorkerMetrics.prometheusFactory(registry: registry))
+        let metrics = WorkerMetrics(factory: MetricsSystem.factory)
 
         // The database and its lock are keyed by the resolved path of their folder, and neither
         // is opened through a symlink.
@@ -107,7 +113,7 @@ struct RunCommand: AsyncParsableCommand {
         let client: HTTPFalconClient
         let store: WorkerStore
         do {
-            client = try makeClient(settings, emulatorURL: emulatorInstance?.baseURL, logger: logger)
+            client = try makeClient(settings, emulatorURL: emulatorInstance?.baseURL, logger: logger, observer: metrics)
             store = try WorkerStore(path: settings.database)
         } catch {
             printError("\(error)")
@@ -115,7 +121,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(3)
         }
 
-        let pipeline = ScanPipeline(config: settings, store: store, client: client, logger: logger, once: once)
+        let pipeline = ScanPipeline(config: settings, store: store, client: client, logger: logger, once: once, metrics: metrics)
         var exitCode: Int32 = 0
         do {
             _ = try await store.beginRun(mode: once ? "once" : "watch")
@@ -132,8 +138,15 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 exitCode = summary.exitCode
                 FileHandle.standardError.write(Data("quickscan: \(summary)\n".utf8))
+                if let textfile = settings.metrics.textfile {
+                    do {
+                        try MetricsTextfile.write(registry, to: textfile)
+                    } catch {
+                        logger.error("cannot write the metrics textfile", metadata: ["error": "\(error)"])
+                    }
+                }
             } else {
-                try await watchUntilSignalled(pipeline, logger: logger)
+                try await watchUntilSignalled(pipeline, settings: settings, store: store, registry: registry, logger: logger)
             }
         } catch let failure as WorkerFailure {
             printError("\(failure)")
@@ -172,10 +185,33 @@ struct RunCommand: AsyncParsableCommand {
 
     /// Runs the watcher as a service until SIGINT or SIGTERM (graceful shutdown: the current
     /// pass ends between batches, at most 30 s, then it is cancelled). The pipeline returns
-    /// only when asked to stop; a fatal error is rethrown.
-    func watchUntilSignalled(_ pipeline: ScanPipeline, logger: Logger) async throws {
+    /// only when asked to stop; a fatal error is rethrown. Beside it, in the same group: the
+    /// `/metrics` endpoint (`metrics.listen`), systemd's readiness and watchdog
+    /// (`NOTIFY_SOCKET`), and the scheduled prune (`retention.older_than_days`).
+    func watchUntilSignalled(_ pipeline: ScanPipeline, settings: WorkerConfiguration, store: WorkerStore,
+                             registry: PrometheusCollectorRegistry, logger: Logger) async throws {
+        let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: WatchService(pipeline: pipeline, onReady: { readyContinuation.yield(); readyContinuation.finish() }),
+                  successTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        if let listen = settings.metrics.listen {
+            let (host, port) = try MetricsConfiguration.address(listen)
+            services.append(.init(service: MetricsServer(registry: registry, host: host, port: port, logger: logger,
+                                                         refresh: { await pipeline.refreshGauges() })))
+        }
+        let systemd = SystemdNotifier()
+        if systemd.isEnabled {
+            let heartbeat = pipeline.heartbeat
+            services.append(.init(service: SystemdWatchdogService(notifier: systemd, interval: SystemdNotifier.watchdogInterval(),
+                                                                  ready: ready, logger: logger, heartbeatAge: { heartbeat.age })))
+        }
+        if let days = settings.retention.olderThanDays {
+            services.append(.init(service: RetentionService(pruner: RetentionPruner(store: store, config: settings, logger: logger),
+                                                            olderThanDays: days, intervalHours: settings.retention.intervalHours)))
+        }
         var configuration = ServiceGroupConfiguration(
-            services: [.init(service: WatchService(pipeline: pipeline), successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [.sigquit],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = .seconds(30)
@@ -217,7 +253,8 @@ struct RunCommand: AsyncParsableCommand {
         return settings
     }
 
-    func makeClient(_ settings: WorkerConfiguration, emulatorURL: String?, logger: Logger) throws -> HTTPFalconClient {
+    func makeClient(_ settings: WorkerConfiguration, emulatorURL: String?, logger: Logger,
+                    observer: (any FalconCallObserver)? = nil) throws -> HTTPFalconClient {
         let env = ProcessInfo.processInfo.environment
         var credentials: FalconCredentials
         if emulatorURL != nil {
@@ -239,17 +276,18 @@ struct RunCommand: AsyncParsableCommand {
         clientConfig.verifyTLSCertificates = settings.tlsVerify && !insecureSkipTLSVerify
         clientConfig.allowPlainHTTP = settings.allowPlainHTTP
         clientConfig.maxConcurrentRequests = settings.apiConcurrency
-        return try HTTPFalconClient(configuration: clientConfig, logger: logger)
+        return try HTTPFalconClient(configuration: clientConfig, logger: logger, observer: observer)
     }
 }
 
 /// Watch mode as a `Service`: the pipeline runs until a graceful shutdown cancels it.
 struct WatchService: Service {
     let pipeline: ScanPipeline
+    var onReady: @Sendable () -> Void = {}
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            try await pipeline.runForever()
+            try await pipeline.runForever(onReady: onReady)
         }
         if !Task.isShuttingDownGracefully && !Task.isCancelled {
             throw WorkerFailure(.internalError, "the watcher stopped without being asked to")

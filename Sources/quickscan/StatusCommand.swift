@@ -52,6 +52,15 @@ struct StatusCommand: ParsableCommand {
             summary.add("not filed", "\(r.notFiledCount) file(s) whose disposal failed; retried with backoff")
             for f in r.notFiled { summary.add("", "file \(f.id) (\(f.state)): \(TextTable.clean(f.path)): \(TextTable.clean(f.reason))") }
         }
+        if r.undeliveredCount > 0 {
+            summary.add("notifications", "\(r.undeliveredCount) not delivered yet; retried with backoff")
+            for n in r.undelivered {
+                let error = n.lastError.map { ": " + TextTable.clean($0) } ?? ""
+                summary.add("", "\(n.id) \(n.channel) \(n.outcome) \(TextTable.clean(n.path)), \(n.attempts) attempt(s), next \(ISOTime.string(Date(timeIntervalSince1970: n.nextAttemptAt)))\(error)")
+            }
+        } else {
+            summary.add("notifications", "none undelivered")
+        }
         if let q = r.quota {
             summary.add("quota", "used \(q.used) of \(q.total), in progress \(q.inProgress), remaining \(q.remaining) (read \(ISOTime.string(q.fetchedAt)), \(ago(q.fetchedAt)) ago)")
         } else {

@@ -90,6 +90,9 @@ public struct WorkerConfiguration: Sendable {
     /// (uploads, deletes and the rest); the client's `RequestLimiter` adapts below it.
     public var apiConcurrency: Int = FalconClientConfiguration.defaultMaxConcurrentRequests
     public var hashThreads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var notify = NotifyConfiguration()
+    public var metrics = MetricsConfiguration()
+    public var retention = RetentionConfiguration()
 
     public init() {}
 
@@ -105,7 +108,7 @@ public struct WorkerConfiguration: Sendable {
         let r = KeyReader(root, path: "")
         try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "allow_shared_destinations", "custody", "spool", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
                      "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
-                     "api_concurrency", "upload_concurrency", "hash_threads"])
+                     "api_concurrency", "upload_concurrency", "hash_threads", "notify", "metrics", "retention"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         if let f = try r.object("falcon") {
             try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify", "allow_plain_http"])
@@ -191,6 +194,39 @@ public struct WorkerConfiguration: Sendable {
         }
         if let n = try r.number("api_concurrency", min: 1, max: 256) ?? r.number("upload_concurrency", min: 1, max: 256) { c.apiConcurrency = Int(n) }
         if let n = try r.number("hash_threads", min: 1, max: 256) { c.hashThreads = Int(n) }
+        if let n = try r.object("notify") {
+            try n.allow(["command", "webhook_url", "not_scanned", "timeout_seconds", "backoff_seconds", "max_backoff_seconds", "hold_seconds"])
+            if let command = try n.strings("command") {
+                guard let program = command.first, !program.isEmpty else { throw ConfigurationError("notify.command must name a program: [\"/path/to/program\", \"arg\"...]") }
+                guard program.hasPrefix("/") else { throw ConfigurationError("notify.command: \(program) must be an absolute path (it is run without a shell)") }
+                c.notify.command = command
+            }
+            if let url = try n.string("webhook_url") {
+                guard let parts = URLComponents(string: url), ["http", "https"].contains(parts.scheme?.lowercased() ?? ""), parts.host?.isEmpty == false else {
+                    throw ConfigurationError("notify.webhook_url must be an http or https URL")
+                }
+                c.notify.webhookURL = url
+            }
+            c.notify.notScanned = try n.bool("not_scanned") ?? false
+            c.notify.timeoutSeconds = try n.number("timeout_seconds", min: 0.1) ?? c.notify.timeoutSeconds
+            c.notify.backoffSeconds = try n.number("backoff_seconds", min: 0.01) ?? c.notify.backoffSeconds
+            c.notify.maxBackoffSeconds = try n.number("max_backoff_seconds", min: 0.01) ?? c.notify.maxBackoffSeconds
+            c.notify.holdSeconds = try n.number("hold_seconds", min: 0) ?? c.notify.holdSeconds
+        }
+        if let m = try r.object("metrics") {
+            try m.allow(["listen", "textfile"])
+            if let listen = try m.string("listen") {
+                _ = try MetricsConfiguration.address(listen)
+                c.metrics.listen = listen
+            }
+            c.metrics.textfile = try m.string("textfile").map(resolve)
+        }
+        if let t = try r.object("retention") {
+            try t.allow(["older_than_days", "interval_hours", "quarantine_days"])
+            c.retention.olderThanDays = try t.number("older_than_days", min: 0)
+            c.retention.intervalHours = try t.number("interval_hours", min: 0.01) ?? c.retention.intervalHours
+            c.retention.quarantineDays = try t.number("quarantine_days", min: 0)
+        }
         return c
     }
 
@@ -241,6 +277,16 @@ extension WorkerConfiguration {
             "delete_samples_after_scan": deleteSamplesAfterScan, "database": database,
             "api_concurrency": apiConcurrency, "hash_threads": hashThreads,
             "log": ["level": logLevel, "format": logFormat],
+            "notify": [
+                "command": notify.command ?? NSNull(), "webhook_url": notify.webhookShown ?? NSNull(), "not_scanned": notify.notScanned,
+                "timeout_seconds": notify.timeoutSeconds, "backoff_seconds": notify.backoffSeconds,
+                "max_backoff_seconds": notify.maxBackoffSeconds, "hold_seconds": notify.holdSeconds,
+            ] as [String: Any],
+            "metrics": ["listen": metrics.listen ?? NSNull(), "textfile": metrics.textfile ?? NSNull()] as [String: Any],
+            "retention": [
+                "older_than_days": retention.olderThanDays ?? NSNull(), "interval_hours": retention.intervalHours,
+                "quarantine_days": retention.quarantineDays ?? NSNull(),
+            ] as [String: Any],
         ]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)

@@ -11,7 +11,8 @@ import Glibc
 /// recorded, file not moved), `linked` (destination linked, source not yet unlinked), `copied`
 /// (a cross-device copy written and synced under its temporary name), `placed` (the copy at
 /// its destination with its mode, source not yet unlinked), `source-removed` (moved, not yet
-/// recorded).
+/// recorded), `notify-due` (a verdict's notification committed, not sent), `notify-sent`
+/// (sent, its delivery not recorded).
 public enum CrashPoint {
     private static let target: (name: String, count: Int)? = {
         guard let spec = ProcessInfo.processInfo.environment["QUICKSCAN_CRASH_AT"], !spec.isEmpty else { return nil }

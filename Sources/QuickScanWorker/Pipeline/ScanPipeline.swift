@@ -1,6 +1,8 @@
+import AsyncHTTPClient
 import FalconAPI
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 
 /// The driver: runs the stages in order on every pass — watch, hash, upload, submit,
 /// reconcile, poll, dispose, clean the cloud — with SQLite as the queue between them. State
@@ -18,17 +20,23 @@ public final class ScanPipeline: Sendable {
     let disposer: FileDisposer
     let cleaner: CloudCleaner
     let custodian: SpoolCustodian?
+    let notifier: Notifier
     let once: Bool
+    /// When a stage last began or ended (the systemd watchdog pings only while this is fresh).
+    public let heartbeat = Heartbeat()
+    /// One read connection for the gauges, opened on first use (opening runs a quick_check).
+    let gaugeSource = GaugeSource()
 
     /// - Parameters:
     ///   - once: `run --once`: a file that fails is not retried in the same run.
     public init(config: WorkerConfiguration, store: WorkerStore, client: any FalconClient, logger: Logger,
                 fileSystem: any FileSystem = PosixFileSystem(), clock: any FalconClock = SystemFalconClock(),
-                hooks: PipelineHooks = PipelineHooks(), once: Bool = true) {
+                hooks: PipelineHooks = PipelineHooks(), once: Bool = true, metrics: WorkerMetrics = WorkerMetrics(),
+                httpClient: HTTPClient = .shared) {
         let config = config.normalized()
         let policy = FailurePolicy(store: store, rateLimit: client.rateLimit, clock: clock, logger: logger, once: once)
         context = StageContext(config: config, store: store, client: client, fs: fileSystem, policy: policy, clock: clock,
-                               logger: logger, hooks: hooks)
+                               logger: logger, hooks: hooks, metrics: metrics)
         let custodian = config.custodyEnabled ? SpoolCustodian(context: context) : nil
         hasher = InboxHasher(threads: config.hashThreads, hooks: hooks, spool: custodian.map { _ in config.spoolFolder })
         watcher = DirectoryWatcher(context: context, hasher: hasher, custodian: custodian)
@@ -38,6 +46,7 @@ public final class ScanPipeline: Sendable {
         submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher, poller: poller)
         disposer = FileDisposer(context: context, watcher: watcher)
         cleaner = CloudCleaner(context: context)
+        notifier = Notifier(context: context, http: httpClient)
         self.once = once
     }
 
@@ -58,6 +67,8 @@ public final class ScanPipeline: Sendable {
                 _ = try await custodian.removeOriginals()
                 try await custodian.removeOrphans()
             }
+            await store.configureNotifications(outcomes: context.config.notify.outcomes, channels: context.config.notify.channels)
+            await store.useMetrics(context.metrics)
             // Interrupted disposals first: a crash between link and unlink leaves the source
             // with a new ctime, which the watcher would otherwise take for a new version.
             try await disposer.resumeInterrupted()
@@ -72,6 +83,8 @@ public final class ScanPipeline: Sendable {
     /// Runs `body`; an error that escapes a stage is either fatal (rethrown as a
     /// `WorkerFailure`) or logged and left for the next pass.
     private func guarded(_ body: () async throws -> Void) async throws {
+        heartbeat.beat()
+        defer { heartbeat.beat() }
         do {
             try await body()
         } catch is CancellationError {
@@ -109,14 +122,33 @@ public final class ScanPipeline: Sendable {
             let pause = try await nextPause(min(context.config.scanPollIntervalSeconds, max(0.05, context.config.settleSeconds / 2), 1))
             try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
         }
+        // Notices of this run (and of killed runs): delivered now if the receivers answer in
+        // time; what is left waits in the outbox for the next run.
+        await notifier.drain(timeout: context.config.notify.timeoutSeconds * 2)
+        await refreshGauges()
         return try await summary(deferral: await policy.deferral ?? deferral)
+    }
+
+    /// Sets the gauges from the store (files per state, volumes in flight, oldest pending,
+    /// quota, cooldown, undelivered notifications). Read on a separate connection.
+    public func refreshGauges() async {
+        do {
+            try gaugeSource.read(path: store.path) { reader in
+                let report = try reader.status()
+                context.metrics.update(from: report, undelivered: report.undeliveredCount)
+            }
+        } catch {
+            context.logger.debug("cannot read the figures for the gauges", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Watch mode: polls until cancelled (a graceful shutdown); returns only then. A fatal
     /// error is thrown, so a supervisor restarts the worker.
-    public func runForever() async throws {
+    public func runForever(onReady: @Sendable () -> Void = {}) async throws {
         try await prepare()
+        onReady()
         var passes = 0
+        var gaugesAt = 0.0
         while !Task.isCancelled {
             let started = context.now()
             do {
@@ -128,10 +160,15 @@ public final class ScanPipeline: Sendable {
             await policy.clearDeferral()  // watch mode retries quota and rate limits on the next poll
             passes += 1
             if passes % 100 == 0 { await policy.prune(keeping: Set(try await store.pendingIDs())) }
+            if context.now() - gaugesAt >= 15 {
+                gaugesAt = context.now()
+                await refreshGauges()
+            }
             // An idle pass waits in proportion to its own cost (a small inbox is polled about
             // five times a second), and no longer than until the next thing falls due.
             var pause = Decisions.idlePause(passSeconds: passSeconds, pollInterval: context.config.pollIntervalSeconds)
             if try await hasWorkInFlight() { pause = min(pause, context.config.scanPollIntervalSeconds) }
+            if await notifier.isEnabled, let due = try await store.nextNotificationDue(now: context.now()) { pause = min(pause, max(0.05, due)) }
             pause = try await nextPause(pause)
             try? await context.clock.sleep(for: .milliseconds(Int(pause * 1000)))
         }
@@ -176,6 +213,7 @@ public final class ScanPipeline: Sendable {
         try await guarded { try await poller.run() }
         try await guarded { try await cleaner.run() }
         try await guarded { try await disposer.run() }
+        await notifier.kick()
     }
 
     /// The run's outcomes (this run's and those of killed runs not yet reported), files left
@@ -213,5 +251,28 @@ public final class ScanPipeline: Sendable {
     /// Benchmarks: one watcher poll; returns the number of entries seen.
     public func pollOnce() async throws -> Int {
         try await watcher.poll(firstPoll: false, once: false)
+    }
+}
+
+/// The time of the driver's last sign of life (a stage began or ended).
+public final class Heartbeat: Sendable {
+    private let last = NIOLockedValueBox(ContinuousClock.now)
+
+    public func beat() { last.withLockedValue { $0 = ContinuousClock.now } }
+
+    /// Time since the last beat.
+    public var age: Duration { ContinuousClock.now - last.withLockedValue { $0 } }
+}
+
+/// The read connection the gauges are read through, one caller at a time.
+final class GaugeSource: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reader: ResultsReader?
+
+    func read(path: String, _ body: (ResultsReader) throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if reader == nil { reader = try ResultsReader(path: path) }
+        try body(reader!)
     }
 }

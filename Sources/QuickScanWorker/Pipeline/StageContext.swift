@@ -13,6 +13,7 @@ public struct StageContext: Sendable {
     public let clock: any FalconClock
     public let logger: Logger
     public let hooks: PipelineHooks
+    public let metrics: WorkerMetrics
 
     /// Epoch seconds from the injected clock.
     public func now() -> Double { clock.now().timeIntervalSince1970 }

@@ -240,6 +240,7 @@ public actor DirectoryWatcher {
             }
         }
         try await context.store.recordHashed(hashed)
+        context.metrics.hashed(bytes: hashed.reduce(0) { $0 + $1.identity.size })
         try await context.store.recordNotScanned(unscannable)
         CrashPoint.reach("hashed")
         // Custody: the copies are recorded (durably): the originals leave the inbox.
@@ -268,6 +269,7 @@ public actor DirectoryWatcher {
             }
         }
         try await store.markHashed(hashed)
+        context.metrics.hashed(bytes: hashed.reduce(0) { $0 + $1.size })
         CrashPoint.reach("hashed")
     }
 }

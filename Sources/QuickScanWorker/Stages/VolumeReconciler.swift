@@ -51,6 +51,7 @@ struct VolumeReconciler: Sendable {
         }
         if let adopted {
             try await store.markVolumeSubmitted(volume.id, scanID: adopted, detail: "adopted \(adopted) after an interrupted submission")
+            context.metrics.volumeAdopted()
             logger.info("volume adopted after interruption", metadata: ["volume.id": "\(volume.id)", "scan.id": "\(adopted)"])
         } else if unreadable && context.now() - volume.intentAt < config.scanTimeoutSeconds {
             logger.info("volume reconciliation waits for scans in progress", metadata: ["volume.id": "\(volume.id)"])
@@ -64,6 +65,7 @@ struct VolumeReconciler: Sendable {
             switch answer {
             case .success(let scanID):
                 try await store.markVolumeSubmitted(volume.id, scanID: scanID, detail: "resubmitted: no scan matched the recorded intent")
+                context.metrics.volumeSubmitted()
             case .failure(let error) where error.mayHaveTakenEffect:
                 logger.warning("resubmission answer lost; reconciling again", metadata: ["volume.id": "\(volume.id)"])
             case .failure(let error) where error.status == 400:

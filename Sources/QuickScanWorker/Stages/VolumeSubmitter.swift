@@ -69,6 +69,7 @@ struct VolumeSubmitter: Sendable {
         CrashPoint.reach("volume-sent")
         await policy.apiSucceeded()
         try await store.markVolumeSubmitted(volume, scanID: scanID)
+        context.metrics.volumeSubmitted()
         if let q = response.meta.quota { try await store.setValue("quota", "\(q.total) \(q.used) \(q.inProgress) \(context.now())") }
         logger.info("volume submitted", metadata: ["volume.id": "\(volume)", "scan.id": "\(scanID)", "volume.samples": "\(samples.count)"])
         await poller.volumeSubmitted()

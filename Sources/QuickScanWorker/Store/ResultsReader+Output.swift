@@ -164,6 +164,12 @@ extension StatusReport {
                 .object([.init("file_id", .int(f.id)), .init("path", .string(f.path)), .init("state", .string(f.state)),
                          .init("reason", .string(f.reason))])
             })),
+            .init("undelivered_notifications_count", .int(Int64(undeliveredCount))),
+            .init("undelivered_notifications", .array(undelivered.map { n in
+                .object([.init("id", .string(n.id)), .init("channel", .string(n.channel)), .init("path", .string(n.path)),
+                         .init("outcome", .string(n.outcome)), .init("attempts", .int(Int64(n.attempts))),
+                         .init("next_attempt_at", .time(Date(timeIntervalSince1970: n.nextAttemptAt))), .init("last_error", .nullable(n.lastError))])
+            })),
             .init("recent_runs", .array(recentRuns.map { r in
                 .object([
                     .init("id", .int(r.id)), .init("mode", .string(r.mode)), .init("started_at", .time(r.startedAt)),

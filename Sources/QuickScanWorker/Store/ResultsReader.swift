@@ -202,6 +202,9 @@ public struct StatusReport: Sendable, Equatable {
     /// Files that could not be filed (up to 20, oldest first) and how many there are.
     public var notFiled: [NotFiled] = []
     public var notFiledCount = 0
+    /// Notifications not delivered yet (up to 20, oldest first) and how many there are.
+    public var undelivered: [UndeliveredNotification] = []
+    public var undeliveredCount = 0
     /// The last five runs, newest first.
     public var recentRuns: [Run]
     public var quota: Quota?
@@ -360,6 +363,8 @@ public final class ResultsReader {
                 StatusReport.NotFiled(id: row.int("id") ?? 0, path: row.string("path") ?? "", state: row.string("state") ?? "",
                                       reason: row.string("pending_reason") ?? "")
             }
+            report.undeliveredCount = try undeliveredNotificationCount()
+            report.undelivered = try undeliveredNotifications(limit: 20)
             return report
         }
     }

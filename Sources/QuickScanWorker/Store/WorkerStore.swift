@@ -7,6 +7,10 @@ public actor WorkerStore {
     let db: SQLiteConnection
     public let path: String
     private var runID: Int64?
+    /// Counts dispositions when set (`useMetrics`).
+    var metrics: WorkerMetrics?
+    /// Which outcomes get a notification, on which channels (`notify`); none by default.
+    var notification: (outcomes: Set<Outcome>, channels: [String]) = ([], [])
 
     public static let migrations = Migrator([
         .init("001-initial", """
@@ -99,10 +103,38 @@ public actor WorkerStore {
                        f.state, f.pending_reason, f.original_note
                 FROM files f WHERE f.state IN ('decided','disposing','disposed');
             """),
+        // outbox: one row per notification and channel, written in the transaction that
+        // decides the file, delivered at least once by the Notifier (notification_id is the
+        // same on every attempt). file_id has no foreign key: a delivered row may outlive its
+        // pruned file; an undelivered one keeps its file from being pruned. The indexes make
+        // pruning by age cheap.
+        .init("004-outbox-and-retention", """
+            CREATE TABLE outbox (
+                id INTEGER PRIMARY KEY,
+                notification_id TEXT NOT NULL,
+                channel TEXT NOT NULL CHECK (channel IN ('command','webhook')),
+                file_id INTEGER NOT NULL,
+                path TEXT NOT NULL, sha256 TEXT,
+                outcome TEXT NOT NULL CHECK (outcome IN ('clean','threat','not_scanned')),
+                verdict TEXT, reason TEXT, error TEXT, scan_id TEXT,
+                decided_at REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at REAL NOT NULL,
+                last_error TEXT,
+                delivered_at REAL,
+                UNIQUE (notification_id, channel));
+            CREATE INDEX outbox_undelivered ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
+            CREATE INDEX outbox_file ON outbox (file_id);
+            CREATE INDEX files_final_age ON files (updated_at) WHERE state IN ('disposed','superseded');
+            CREATE INDEX volumes_finished ON volumes (finished_at) WHERE state IN ('done','failed');
+            CREATE INDEX volume_members_sha256 ON volume_members (sha256);
+            """),
     ])
 
     public init(path: String) throws {
-        let db = try SQLiteConnection(path: path)
+        // A new database reclaims the space of pruned rows in chunks (PRAGMA
+        // incremental_vacuum). Older databases: `quickscan prune --vacuum`.
+        let db = try SQLiteConnection(path: path, incrementalVacuumWhenNew: true)
         try Self.migrations.migrate(db)
         // 8 MB of page cache instead of SQLite's 2 MB: recording a batch of 10,000 new files
         // updates random-key indexes (paths, sha256s), and with 2 MB pages were spilled and
@@ -153,7 +185,7 @@ public actor WorkerStore {
         try db.run("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
     }
 
-    private func event(_ entity: String, _ id: String, from: String?, to: String, detail: String? = nil) throws {
+    func event(_ entity: String, _ id: String, from: String?, to: String, detail: String? = nil) throws {
         try db.run("INSERT INTO events (at, run_id, entity, entity_id, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    [Self.now(), runID, entity, id, from, to, detail])
     }
@@ -356,6 +388,8 @@ public actor WorkerStore {
             ("outcome", outcome.rawValue), ("reason", reason?.rawValue), ("verdict", verdict), ("error", error),
             ("scan_id", scanID), ("scanned_at", scannedAt), ("cached", cached), ("decided_run", runID),
         ], detail: detail)
+        // Same transaction as the verdict: a crash cannot keep the verdict and lose its notice.
+        try enqueueNotification(fileID: id, outcome: outcome, reason: reason, verdict: verdict, error: error, scanID: scanID)
     }
 
     /// decided → disposing for many files: each destination is recorded, durably, before any
@@ -380,12 +414,19 @@ public actor WorkerStore {
     /// finds the file at its destination.
     public func finishDisposals(_ done: [(id: Int64, destination: String?)]) throws {
         guard !done.isEmpty else { return }
+        let now = Self.now()
+        var disposed: [(Outcome, Double)] = []
         try db.transaction {
             for item in done {
                 try moveFile(item.id, from: [.disposing], to: .disposed, set: [("disposed_to", item.destination), ("pending_reason", nil as String?)],
                              detail: item.destination ?? "left in place")
+                if let row = try db.queryOne("SELECT outcome, discovered_at FROM files WHERE id = ?", [item.id]),
+                   let outcome = row.string("outcome").flatMap(Outcome.init) {
+                    disposed.append((outcome, now - (row.double("discovered_at") ?? now)))
+                }
             }
         }
+        for (outcome, seconds) in disposed { metrics?.fileDisposed(outcome: outcome, seconds: seconds) }
     }
 
     /// disposing → disposed for one file.

@@ -1,0 +1,137 @@
+import Foundation
+import SQLiteKit
+
+/// Retention: removes what is old in short transactions, so a running watcher (which shares
+/// the database, or this actor) never waits long for the write lock.
+extension WorkerStore {
+    /// Removes up to `limit` files finished (disposed or superseded) before `cutoff`, with
+    /// their events and delivered notifications. A file with an undelivered notification stays.
+    /// One transaction; returns the files and events removed.
+    public func pruneFiles(before cutoff: Double, limit: Int) throws -> (files: Int, events: Int) {
+        // Set-based, through a temporary list of ids: a few statements per chunk instead of
+        // three per file.
+        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
+        return try db.transaction {
+            try db.run("DELETE FROM temp.prune_ids")
+            let files = try db.run("""
+                INSERT INTO temp.prune_ids (id)
+                SELECT id FROM files INDEXED BY files_final_age
+                WHERE state IN ('disposed','superseded') AND updated_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.file_id = files.id AND o.delivered_at IS NULL)
+                ORDER BY updated_at LIMIT ?
+                """, [cutoff, limit])
+            guard files > 0 else { return (0, 0) }
+            let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_ids)")
+            try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_ids)")
+            try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_ids)")
+            try db.run("DELETE FROM temp.prune_ids")
+            return (files, events)
+        }
+    }
+
+    /// Removes up to `limit` volumes finished before `cutoff` that no sample points at, with
+    /// their members and events. Returns the volumes removed.
+    public func pruneVolumes(before cutoff: Double, limit: Int) throws -> Int {
+        try db.transaction {
+            let ids = try db.query("""
+                SELECT id FROM volumes INDEXED BY volumes_finished
+                WHERE state IN ('done','failed') AND finished_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM samples s WHERE s.volume_id = volumes.id)
+                ORDER BY finished_at LIMIT ?
+                """, [cutoff, limit]).compactMap { $0.int("id") }
+            for id in ids {
+                try db.run("DELETE FROM volume_members WHERE volume_id = ?", [id])
+                try db.run("DELETE FROM events WHERE entity = 'volume' AND entity_id = ?", [String(id)])
+                try db.run("DELETE FROM volumes WHERE id = ?", [id])
+            }
+            return ids.count
+        }
+    }
+
+    /// Removes up to `limit` samples no file or volume refers to, scanned (or never scanned)
+    /// before `cutoff`, and not left in the cloud (those wait for `prune --cloud`): the verdict
+    /// cache keeps every verdict younger than its TTL because the caller's cutoff is at most
+    /// now − TTL. Returns the samples removed.
+    public func pruneSamples(before cutoff: Double, limit: Int) throws -> Int {
+        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_shas (sha256 TEXT PRIMARY KEY)")
+        return try db.transaction {
+            try db.run("DELETE FROM temp.prune_shas")
+            let n = try db.run("""
+                INSERT INTO temp.prune_shas (sha256)
+                SELECT sha256 FROM samples s
+                WHERE COALESCE(s.scanned_at, 0) < ? AND s.volume_id IS NULL AND s.delete_pending = 0
+                  AND NOT (s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL)
+                  AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256)
+                  AND NOT EXISTS (SELECT 1 FROM volume_members m WHERE m.sha256 = s.sha256)
+                LIMIT ?
+                """, [cutoff, limit])
+            guard n > 0 else { return 0 }
+            try db.run("DELETE FROM events WHERE entity = 'sample' AND entity_id IN (SELECT sha256 FROM temp.prune_shas)")
+            try db.run("DELETE FROM samples WHERE sha256 IN (SELECT sha256 FROM temp.prune_shas)")
+            try db.run("DELETE FROM temp.prune_shas")
+            return n
+        }
+    }
+
+    /// Reclaims up to `pages` free pages (only on a database in incremental auto-vacuum mode);
+    /// returns the free pages left.
+    public func reclaimSpace(pages: Int) throws -> Int {
+        guard try db.queryOne("PRAGMA auto_vacuum")?.int("auto_vacuum") == 2 else { return 0 }
+        try db.execute("PRAGMA incremental_vacuum(\(pages))")
+        return Int(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") ?? 0)
+    }
+
+    /// Free pages and the auto-vacuum mode (0 none, 1 full, 2 incremental).
+    public func spaceInfo() throws -> (freePages: Int, pageSize: Int, autoVacuum: Int) {
+        (Int(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") ?? 0),
+         Int(try db.queryOne("PRAGMA page_size")?.int("page_size") ?? 4096),
+         Int(try db.queryOne("PRAGMA auto_vacuum")?.int("auto_vacuum") ?? 0))
+    }
+
+    /// Rewrites the whole database in incremental auto-vacuum mode (VACUUM holds the write lock
+    /// for as long as it takes: `prune --vacuum`, once, with the watcher stopped).
+    public func vacuumIntoIncrementalMode() throws {
+        // The mode cannot change while in WAL: out of WAL for the rewrite, then back.
+        try db.execute("PRAGMA journal_mode = DELETE")
+        defer { try? db.execute("PRAGMA journal_mode = WAL") }
+        try db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        try db.execute("VACUUM")
+    }
+
+    /// Moves the WAL's pages into the database without waiting for anyone (PASSIVE).
+    public func checkpoint() throws {
+        try db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
+    /// Threat files filed under `folder` before `cutoff` (quarantine retention).
+    public func quarantined(under folder: String, before cutoff: Double, limit: Int) throws -> [(id: Int64, path: String, disposedTo: String)] {
+        try db.query("""
+            SELECT id, path, disposed_to FROM files INDEXED BY files_final_age
+            WHERE state IN ('disposed','superseded') AND state = 'disposed' AND outcome = 'threat' AND updated_at < ?
+              AND substr(disposed_to, 1, ?) = ?
+            ORDER BY updated_at LIMIT ?
+            """, [cutoff, folder.utf8.count + 1, folder + "/", limit]).compactMap { row in
+            guard let id = row.int("id"), let path = row.string("path"), let to = row.string("disposed_to") else { return nil }
+            return (id, path, to)
+        }
+    }
+
+    /// Records that the quarantined copy of a file was deleted by retention.
+    public func noteQuarantineDeleted(_ id: Int64, path: String, days: Double) throws {
+        try db.transaction {
+            try event("file", String(id), from: FileState.disposed.rawValue, to: FileState.disposed.rawValue,
+                      detail: "quarantined copy \(path) deleted by retention after \(days.clean) days")
+        }
+    }
+
+    /// Samples uploaded by earlier runs and never deleted from the cloud, that no file still
+    /// waits on (`prune --cloud`).
+    public func samplesLeftInCloud(limit: Int) throws -> [String] {
+        try db.query("""
+            SELECT sha256 FROM samples s
+            WHERE s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL AND s.volume_id IS NULL
+              AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256 AND f.state IN ('discovered','hashed','uploaded'))
+            ORDER BY s.uploaded_at LIMIT ?
+            """, [limit]).compactMap { $0.string("sha256") }
+    }
+}
