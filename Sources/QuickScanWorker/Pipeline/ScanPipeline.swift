@@ -124,7 +124,7 @@ public final class ScanPipeline: Sendable {
         }
         // Notices of this run (and of killed runs): delivered now if the receivers answer in
         // time; what is left waits in the outbox for the next run.
-        await notifier.drain(timeout: context.config.notify.timeoutSeconds * 2)
+        await notifier.drain(timeout: context.config.notify.timeoutSeconds * 2 + 5)
         await refreshGauges()
         return try await summary(deferral: await policy.deferral ?? deferral)
     }
