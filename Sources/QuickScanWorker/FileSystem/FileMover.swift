@@ -120,7 +120,10 @@ public struct FileMover: Sendable {
     /// Puts a second copy of `source` at `destination` with `fileMode` and makes it durable;
     /// the source is not touched (but for its link count). On failure nothing is left at
     /// `destination`.
-    public func place(_ source: String, at destination: String, fileMode: mode_t?) throws(FileSystemError) -> Placement {
+    /// With `syncFolder: false` the caller fsyncs the destination's folder itself (once for a
+    /// batch) before it removes the source.
+    @discardableResult
+    public func place(_ source: String, at destination: String, fileMode: mode_t?, syncFolder: Bool = true) throws(FileSystemError) -> Placement {
         let folder = (destination as NSString).deletingLastPathComponent
         var placement = Placement.linked
         do {
@@ -134,7 +137,7 @@ public struct FileMover: Sendable {
         }
         do {
             if let fileMode { try fs.chmod(destination, fileMode) }
-            try fs.fsyncDirectory(folder)
+            if syncFolder { try fs.fsyncDirectory(folder) }
         } catch {
             try? fs.unlink(destination)
             throw error

@@ -90,8 +90,12 @@ struct FileDisposer: Sendable {
         // 2. The destinations, durably, before any file is touched.
         try await store.beginDisposals(intents.map { ($0.file.id, $0.destination) })
         CrashPoint.reach("disposal-begun")
-        // 3. Each file; the source folders are fsynced once at the end.
-        var done: [(id: Int64, destination: String?)] = []
+        // 3. Each file: deleted, or placed at its destination. The destination folders are
+        //    fsynced once for the batch before any source is removed (a power cut never loses
+        //    both names), the source folders once at the end: one folder fsync per file made
+        //    filing disk-bound.
+        var done: [Intent] = []
+        var placed: [Intent] = []
         var sourceFolders: Set<String> = []
         for intent in intents {
             let file = intent.file
@@ -104,25 +108,50 @@ struct FileDisposer: Sendable {
             do {
                 switch intent.plan {
                 case .leave:
-                    break
+                    done.append(intent)
                 case .delete:
                     try context.fs.unlink(Self.source(file))
                     sourceFolders.insert((Self.source(file) as NSString).deletingLastPathComponent)
+                    done.append(intent)
                 case .move(_, _, let fileMode, _):
-                    try mover.move(Self.source(file), to: intent.destination!, fileMode: fileMode)
-                    sourceFolders.insert((Self.source(file) as NSString).deletingLastPathComponent)
+                    try mover.place(Self.source(file), at: intent.destination!, fileMode: fileMode, syncFolder: false)
+                    placed.append(intent)
                 }
             } catch {
                 try await failed(file, error)
+            }
+        }
+        var unsynced: [String: FileSystemError] = [:]
+        for folder in Set(placed.map { ($0.destination! as NSString).deletingLastPathComponent }) {
+            do { try context.fs.fsyncDirectory(folder) } catch { unsynced[folder] = error }
+        }
+        for intent in placed {
+            let (file, destination) = (intent.file, intent.destination!)
+            if let error = unsynced[(destination as NSString).deletingLastPathComponent] {
+                let removed = (try? context.fs.unlink(destination)) != nil
+                try await failed(file, FileMover.Failure(cause: error, rolledBack: removed))
                 continue
             }
-            done.append((file.id, intent.destination))
-            await context.policy.fileRecovered(file.id)
-            if intent.plan != .leave { await watcher.release(file.path) }
-            context.logger.info("file disposed", metadata: ["file.path": "\(file.path)", "file.destination": "\(intent.destination ?? "left in place")"])
+            do {
+                try context.fs.unlink(Self.source(file))
+            } catch {
+                // The source stays (a sticky inbox refuses to let us remove another user's
+                // file): the copy goes, so nothing claims the file was filed.
+                let removed = (try? context.fs.unlink(destination)) != nil
+                try await failed(file, FileMover.Failure(cause: error, rolledBack: removed))
+                continue
+            }
+            CrashPoint.reach("source-removed")
+            sourceFolders.insert((Self.source(file) as NSString).deletingLastPathComponent)
+            done.append(intent)
+        }
+        for intent in done {
+            await context.policy.fileRecovered(intent.file.id)
+            if intent.plan != .leave { await watcher.release(intent.file.path) }
+            context.logger.info("file disposed", metadata: ["file.path": "\(intent.file.path)", "file.destination": "\(intent.destination ?? "left in place")"])
         }
         for folder in sourceFolders { try? context.fs.fsyncDirectory(folder) }
-        try await store.finishDisposals(done)
+        try await store.finishDisposals(done.map { ($0.file.id, $0.destination) })
     }
 
     /// A disposal step failed: rolled back → the file is `decided` again with the reason;
