@@ -36,7 +36,10 @@ def main():
                    "disposition": {"clean": {"action": "move", "to": "clean"}, "threat": {"action": "move", "to": "quarantine"},
                                    "not_scanned": {"action": "move", "to": "failed"}},
                    "delete_samples_after_scan": True, "log": {"level": "error"}}, f)
-    emulator = subprocess.Popen([a.binary, "emulator", "--port", "0", "--unaccepted-types", "scan", "--log-level", "critical"],
+    # The API's real limit (6,000 calls a minute) would make this a one-hour rate-limit test:
+    # the soak is about memory, so the emulator allows far more.
+    emulator = subprocess.Popen([a.binary, "emulator", "--port", "0", "--unaccepted-types", "scan", "--log-level", "critical",
+                                 "--rate-limit", "10000000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = emulator.stdout.readline().strip().removeprefix("listening on ")
     env = dict(os.environ, FALCON_CLIENT_ID="soak", FALCON_CLIENT_SECRET="soak-secret")
