@@ -37,9 +37,9 @@ def main():
                                    "not_scanned": {"action": "move", "to": "failed"}},
                    "delete_samples_after_scan": True, "log": {"level": "error"}}, f)
     # The API's real limit (6,000 calls a minute) would make this a one-hour rate-limit test:
-    # the soak is about memory, so the emulator allows far more.
+    # the soak is about memory, so the emulator allows far more (and a quota that lasts).
     emulator = subprocess.Popen([a.binary, "emulator", "--port", "0", "--unaccepted-types", "scan", "--log-level", "critical",
-                                 "--rate-limit", "10000000"],
+                                 "--rate-limit", "10000000", "--quota-total", "100000000"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = emulator.stdout.readline().strip().removeprefix("listening on ")
     env = dict(os.environ, FALCON_CLIENT_ID="soak", FALCON_CLIENT_SECRET="soak-secret")
