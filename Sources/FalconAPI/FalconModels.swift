@@ -74,6 +74,7 @@ public struct FalconMeta: Codable, Sendable {
         quota = try? c.decodeIfPresent(QuickScanQuota.self, forKey: .quota)
         pagination = try? c.decodeIfPresent(FalconPagination.self, forKey: .pagination)
         // Read through a nested `MetaInfo` for whatever the flat form left out.
+        // Lenient like the fields above (reference §2: MetaInfo's shape varies by operation).
         if let outer = try? decoder.container(keyedBy: NestedKeys.self),
            let nested = (try? outer.decodeIfPresent(FalconMeta.self, forKey: .nested)) ?? nil {
             queryTime = queryTime ?? nested.queryTime

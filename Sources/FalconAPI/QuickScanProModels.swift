@@ -1,5 +1,10 @@
 import Foundation
 
+// Lenient decoding, on purpose: the QuickScan Pro fact sheet marks many fields as inferred
+// ([INF]), so every field is read with `try?` and one of an unexpected type counts as absent.
+// Nothing is trusted because of that: a missing verdict or status never reads as clean or
+// done, and the caller fails closed on it (reference quickscan-pro.md; README mapping table).
+
 /// A QuickScan Pro verdict (`quickscanpro.ScanResult.verdict`, quickscan-pro.md §3-§4).
 ///
 /// The swagger enum is `clean | likely_benign | suspicious | malicious | unknown`. It is read

@@ -88,6 +88,7 @@ struct RunCommand: AsyncParsableCommand {
         settings.database = Self.resolvedDatabasePath(settings.database)
         let lock: RunLock
         do {
+            // A database not created yet is no symlink; SQLite refuses one anyway (NOFOLLOW).
             if let st = try? PosixFileSystem().lstat(settings.database), st.kind == .symlink {
                 throw ConfigurationError("database \(settings.database) is a symbolic link; give the real file")
             }
@@ -133,6 +134,7 @@ struct RunCommand: AsyncParsableCommand {
                 if let progress {
                     // The final counts stay on screen: a short run may end before the first redraw.
                     await progress.value
+                    // Display only: without the figures the line is simply not redrawn.
                     let final = (try? await store.progress()).map { "\($0)\n" } ?? ""
                     FileHandle.standardError.write(Data("\r\u{1B}[K\(final)".utf8))
                 }
@@ -168,6 +170,8 @@ struct RunCommand: AsyncParsableCommand {
         // this, the next run reports its outcomes again (at least once, never lost).
         await client.shutdown()
         await emulatorInstance?.shutdown()
+        // Not recorded (database gone bad at the very end): the next run reports this run's
+        // outcomes again, at least once, never lost; the exit code below still tells.
         try? await store.finishRun(exitCode: exitCode)
         withExtendedLifetime(lock) {}
         if exitCode != 0 { throw ExitCode(exitCode) }
@@ -176,10 +180,10 @@ struct RunCommand: AsyncParsableCommand {
     /// Redraws one progress line on stderr until cancelled.
     func showProgress(_ store: WorkerStore) async {
         while !Task.isCancelled {
-            if let progress = try? await store.progress() {
+            if let progress = try? await store.progress() {  // display only (see above)
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(progress)".utf8))
             }
-            try? await Task.sleep(for: .milliseconds(250))
+            try? await Task.sleep(for: .milliseconds(250))  // cancelled: the loop ends
         }
     }
 

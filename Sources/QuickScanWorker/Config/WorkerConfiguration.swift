@@ -235,6 +235,7 @@ public struct WorkerConfiguration: Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError("cannot read config file \(path)")
         }
+        // Only the secret check: a file that is not JSON gets its error from `parse` below.
         if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let falcon = object["falcon"] as? [String: Any], falcon["client_secret"] != nil {
             var st = stat()
@@ -288,6 +289,7 @@ extension WorkerConfiguration {
                 "quarantine_days": retention.quarantineDays ?? NSNull(),
             ] as [String: Any],
         ]
+        // Serialising plain strings, numbers and booleans cannot fail.
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
@@ -409,11 +411,12 @@ extension WorkerConfiguration {
     /// device and inode along the real path, so trailing slashes, `..` and symlinked
     /// prefixes cannot hide it.
     public func checkPaths(fs: any FileSystem) throws {
+        // A missing inbox is reported by the watcher (exit 3 for --once); here it has no node.
         let inboxNodes = Set(inboxes.compactMap { try? fs.lstat(Self.resolved($0.path) ?? $0.path).node })
         for outcome in Outcome.allCases {
             guard let rule = disposition[outcome], rule.action == .move, let folder = rule.to else { continue }
             let key = "disposition.\(outcome.rawValue).to"
-            if let st = try? fs.lstat(folder) {
+            if let st = try? fs.lstat(folder) {  // not there yet: created later, without following symlinks
                 if st.kind == .symlink { throw ConfigurationError("\(key): \(folder) is a symbolic link; give the real folder") }
                 if st.kind != .directory { throw ConfigurationError("\(key): \(folder) is not a folder") }
             }
@@ -426,7 +429,7 @@ extension WorkerConfiguration {
             while fs.exists(probe) == false && probe != "/" && probe != "." { probe = (probe as NSString).deletingLastPathComponent }
             guard var real = Self.resolved(probe) else { continue }
             while true {
-                if let node = try? fs.lstat(real).node, inboxNodes.contains(node) {
+                if let node = try? fs.lstat(real).node, inboxNodes.contains(node) {  // unreadable: not an inbox
                     throw ConfigurationError("\(key): \(folder) lies inside an inbox; files filed there would be scanned again. Move it out, or set allow_destination_in_inbox: true")
                 }
                 if real == "/" || real.isEmpty { break }
@@ -442,7 +445,7 @@ extension WorkerConfiguration {
         var path = folder
         let me = geteuid()
         while true {
-            if let st = try? fs.lstat(path) {
+            if let st = try? fs.lstat(path) {  // a component not created yet cannot be shared
                 let owner = st.owner
                 if owner != me && owner != 0 { return "\(path) is owned by uid \(owner)" }
                 if st.mode & 0o022 != 0 && st.mode & 0o1000 == 0 { return "\(path) is writable by others (mode \(String(st.mode & 0o7777, radix: 8)))" }
@@ -464,6 +467,6 @@ extension WorkerConfiguration {
 extension FileSystem {
     /// Whether `path` names anything (a dangling symlink included).
     func exists(_ path: String) -> Bool {
-        (try? lstat(path)) != nil
+        (try? lstat(path)) != nil  // the question is only whether lstat succeeds
     }
 }

@@ -110,6 +110,8 @@ public struct FileMover: Sendable {
         var rolledBack = true
         do {
             try fs.unlink(destination)
+            // The copy is unlinked; a failed flush of that only risks a stray copy after a power
+            // cut, which the resume recognises by its content. The original error is reported.
             try? fs.fsyncDirectory((destination as NSString).deletingLastPathComponent)
         } catch {
             rolledBack = false
@@ -139,7 +141,7 @@ public struct FileMover: Sendable {
             if let fileMode { try fs.chmod(destination, fileMode) }
             if syncFolder { try fs.fsyncDirectory(folder) }
         } catch {
-            try? fs.unlink(destination)
+            try? fs.unlink(destination)  // undoing our own placement; the error that matters is rethrown
             throw error
         }
         CrashPoint.reach("placed")
@@ -156,7 +158,7 @@ public struct FileMover: Sendable {
         // A partial copy left by a crash is ours: start again.
         do { try fs.unlink(temp) } catch where error.errno == ENOENT {}
         let input = try fs.openForReading(source)
-        defer { try? fs.close(input, path: source) }
+        defer { try? fs.close(input, path: source) }  // read-only: a failed close loses nothing
         var mode = fileMode ?? 0
         if fileMode == nil { mode = try fs.lstat(source).mode & 0o777 }
         let output = try fs.createExclusive(temp, mode)
@@ -173,6 +175,8 @@ public struct FileMover: Sendable {
             }
             try fs.fsync(output, path: temp)
         } catch {
+            // Cleaning up a copy that already failed: the first error is the one reported; a
+            // temporary left behind is removed by the next copy to this name.
             try? fs.close(output, path: temp)
             try? fs.unlink(temp)
             throw error
@@ -182,19 +186,21 @@ public struct FileMover: Sendable {
             CrashPoint.reach("copied")
             try fs.link(temp, destination)
         } catch {
-            try? fs.unlink(temp)
+            try? fs.unlink(temp)  // cleanup after the reported failure (see above)
             throw error
         }
         do {
             try fs.unlink(temp)
         } catch {
-            try? fs.unlink(destination)
+            try? fs.unlink(destination)  // undoing our own placement; the error that matters is rethrown
             throw error
         }
     }
 
     /// Whether the file at `path` holds exactly `bytes` of `other` (the resume of a copy
     /// interrupted after it was placed).
+    /// Any error reading either file answers "not the same" (the caller then copies again), so
+    /// the errors are dropped on purpose.
     public func sameContent(_ path: String, _ other: String) -> Bool {
         guard let a = try? fs.openForReading(path) else { return false }
         defer { try? fs.close(a, path: path) }

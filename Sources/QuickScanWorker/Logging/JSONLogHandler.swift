@@ -32,6 +32,7 @@ public struct JSONLogHandler: LogHandler {
             "ts": Self.timestamp(Date()), "level": level.rawValue, "logger": label, "message": message.description,
         ]
         if !merged.isEmpty { object["metadata"] = merged.mapValues { Self.flatten($0) } }
+        // Strings only: this cannot fail; and a log handler has nowhere to report its own error.
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         write(String(decoding: data, as: UTF8.self) + "\n")
     }

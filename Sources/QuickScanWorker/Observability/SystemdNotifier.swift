@@ -80,7 +80,7 @@ public struct SystemdWatchdogService: Service {
 
     public func run() async throws {
         guard notifier.isEnabled else {
-            try? await gracefulShutdown()
+            try? await gracefulShutdown()  // throws only when cancelled, which ends the service too
             return
         }
         for await _ in ready.cancelOnGracefulShutdown() {
@@ -103,7 +103,7 @@ public struct SystemdWatchdogService: Service {
                 do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: period) } } catch { break }
             }
         } else {
-            try? await gracefulShutdown()
+            try? await gracefulShutdown()  // throws only when cancelled, which ends the service too
         }
         notifier.notify("STOPPING=1")
     }

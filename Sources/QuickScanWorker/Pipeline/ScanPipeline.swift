@@ -170,6 +170,7 @@ public final class ScanPipeline: Sendable {
             if try await hasWorkInFlight() { pause = min(pause, context.config.scanPollIntervalSeconds) }
             if await notifier.isEnabled, let due = try await store.nextNotificationDue(now: context.now()) { pause = min(pause, max(0.05, due)) }
             pause = try await nextPause(pause)
+            // Cancellation ends the sleep early; the loop condition then ends watch mode.
             try? await context.clock.sleep(for: .milliseconds(Int(pause * 1000)))
         }
     }

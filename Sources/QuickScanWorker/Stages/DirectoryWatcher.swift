@@ -87,6 +87,7 @@ public actor DirectoryWatcher {
     private func destinationNodes() -> Set<FileNode> {
         var nodes: Set<FileNode> = []
         for rule in context.config.disposition.values {
+            // A destination not created yet has nothing to skip.
             guard let folder = rule.to, let st = try? context.fs.lstat(folder), st.kind == .directory else { continue }
             nodes.insert(st.node)
         }

@@ -128,6 +128,7 @@ struct FileDisposer: Sendable {
         for intent in placed {
             let (file, destination) = (intent.file, intent.destination!)
             if let error = unsynced[(destination as NSString).deletingLastPathComponent] {
+                // Whether the undo worked is the information kept (rolledBack).
                 let removed = (try? context.fs.unlink(destination)) != nil
                 try await failed(file, FileMover.Failure(cause: error, rolledBack: removed))
                 continue
@@ -137,6 +138,7 @@ struct FileDisposer: Sendable {
             } catch {
                 // The source stays (a sticky inbox refuses to let us remove another user's
                 // file): the copy goes, so nothing claims the file was filed.
+                // Whether the undo worked is the information kept (rolledBack).
                 let removed = (try? context.fs.unlink(destination)) != nil
                 try await failed(file, FileMover.Failure(cause: error, rolledBack: removed))
                 continue
@@ -150,7 +152,14 @@ struct FileDisposer: Sendable {
             if intent.plan != .leave { await watcher.release(intent.file.path) }
             context.logger.info("file disposed", metadata: ["file.path": "\(intent.file.path)", "file.destination": "\(intent.destination ?? "left in place")"])
         }
-        for folder in sourceFolders { try? context.fs.fsyncDirectory(folder) }
+        for folder in sourceFolders {
+            // The files are at their destinations (those folders were flushed first); a source
+            // folder that cannot be flushed may show the file again after a power cut, which
+            // the resume handles. Logged, not fatal.
+            do { try context.fs.fsyncDirectory(folder) } catch {
+                context.logger.warning("cannot flush an inbox folder after filing", metadata: ["error": "\(error)"])
+            }
+        }
         try await store.finishDisposals(done.map { ($0.file.id, $0.destination) })
     }
 
@@ -172,6 +181,8 @@ struct FileDisposer: Sendable {
     /// would look changed and be scanned (and reported) again. Its new ctime is recorded, but
     /// only when the bytes are still the ones scanned.
     private func refreshIdentityAfterRollback(_ file: FileRecord) async throws {
+        // Best effort: when the file cannot be read now, its identity is left as it was and the
+        // next attempt decides (a changed file is then rescanned, never misfiled).
         guard file.spoolPath == nil, let now = try? context.fs.lstat(file.path), now.identity != file.identity,
               now.identity.inode == file.identity.inode, now.identity.size == file.identity.size,
               now.identity.mtimeNs == file.identity.mtimeNs else { return }
@@ -247,7 +258,9 @@ struct FileDisposer: Sendable {
         if isMove, let target, source?.node != target.node {
             holdsScanned = targetHoldsScannedBytes(file, target: destination!, source: source)
         }
-        if isMove { try? context.fs.unlink(FileMover.partialPath(for: destination!)) }  // a copy cut short
+        // A copy cut short by the crash; usually absent (ENOENT), and a copy starts by removing
+        // it again anyway.
+        if isMove { try? context.fs.unlink(FileMover.partialPath(for: destination!)) }
         let action = Decisions.resume(destination: destination, recorded: recorded, source: source, target: target,
                                       targetHoldsScannedBytes: holdsScanned)
         let fileMode = context.config.fileMode(file.outcome ?? .threat, custody: custody)
@@ -287,7 +300,7 @@ struct FileDisposer: Sendable {
     /// the unchanged source's.
     private func targetHoldsScannedBytes(_ file: FileRecord, target: String, source: FileStat?) -> Bool {
         if let sha = file.sha256 {
-            return (try? FileHasher().hashFile(atPath: target).sha256) == sha
+            return (try? FileHasher().hashFile(atPath: target).sha256) == sha  // unreadable: not ours, copy again
         }
         guard let source, file.spoolPath != nil || source.identity == file.identity else { return false }
         return mover.sameContent(Self.source(file), target)

@@ -38,7 +38,7 @@ struct InboxHasher: Sendable {
         self.spool = spool
     }
 
-    func shutdown() { try? pool.syncShutdownGracefully() }
+    func shutdown() { try? pool.syncShutdownGracefully() }  // at teardown: nothing left to report to
 
     /// Hashes `items` on the hashing threads (one hop for the whole batch: per-file hops cost
     /// more than hashing a small file), then stats each file again there. With custody the
@@ -48,6 +48,7 @@ struct InboxHasher: Sendable {
         return Task {
             try await pool.runIfActive {
                 var opened: [String: Int32] = [:]
+                // An inbox that cannot be opened fails each of its files with its own error below.
                 for inbox in Set(items.map(\.inbox)) { opened[inbox] = try? Beneath.openRoot(inbox) }
                 let roots = opened
                 defer { for fd in roots.values { close(fd) } }

@@ -42,10 +42,11 @@ actor Notifier {
         await pass?.value
         while context.now() < end, !Task.isCancelled {
             let delivered = await deliverDue()
+            // A store error ends the wait: what is left stays in the outbox for the next run.
             guard let wait = try? await context.store.nextNotificationDue(now: context.now()) else { return }
             if delivered == 0 {
                 guard context.now() + wait < end else { return }
-                try? await Task.sleep(for: .milliseconds(Int(max(0.01, min(wait, 1)) * 1000)))
+                try? await Task.sleep(for: .milliseconds(Int(max(0.01, min(wait, 1)) * 1000)))  // cancelled: the loop ends
             }
         }
     }
@@ -140,7 +141,7 @@ actor Notifier {
             request.headers.add(name: "X-Quickscan-Notification-Id", value: notice.id)
             request.body = .bytes(ByteBuffer(data: body))
             let response = try await http.execute(request, timeout: .milliseconds(Int64(config.timeoutSeconds * 1000)))
-            _ = try? await response.body.collect(upTo: 64 * 1024)
+            _ = try? await response.body.collect(upTo: 64 * 1024)  // drained only to free the connection; the status decided
             guard (200..<300).contains(response.status.code) else {
                 return .failure(NotifyFailure("webhook \(shown) answered \(response.status.code)"))
             }

@@ -78,6 +78,7 @@ struct SpoolCustodian: Sendable {
     /// Removes spool copies no pending file needs (a crash between the copy and its record).
     func removeOrphans() async throws {
         let inUse = try await context.store.spoolPathsInUse()
+        // prepareSpool checked the folder; if it cannot be listed now, orphans wait for the next start.
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
         for name in names where name.hasSuffix(".spool") && !inUse.contains(folder + "/" + name) {
             unlink(folder + "/" + name)

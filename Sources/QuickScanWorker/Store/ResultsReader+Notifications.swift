@@ -4,6 +4,7 @@ import Foundation
 extension ResultsReader {
     /// False on a database no worker of this version has opened yet (no outbox table).
     var hasOutbox: Bool {
+        // A database without the outbox (older schema, or unreadable) has no notifications.
         ((try? db.queryOne("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = 'outbox'")) ?? nil) != nil
     }
 

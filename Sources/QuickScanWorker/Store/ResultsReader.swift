@@ -244,6 +244,7 @@ public final class ResultsReader {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw ResultsReaderError(.databaseMissing, "no results database at \(path) (run quickscan run first, or give --database or --config)")
         }
+        // Unreadable attributes count as empty: the open below then names the real problem.
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard !isDirectory.boolValue, size > 0 else {
             throw ResultsReaderError(.notAResultsDatabase, "\(path) is not a quickscan results database")
@@ -274,7 +275,7 @@ public final class ResultsReader {
     /// writes (WAL readers never block the writer).
     func snapshot<T>(_ body: () throws -> T) throws -> T {
         try db.execute("BEGIN DEFERRED")
-        defer { try? db.execute("COMMIT") }
+        defer { try? db.execute("COMMIT") }  // ends a read-only snapshot: nothing to lose
         return try body()
     }
 

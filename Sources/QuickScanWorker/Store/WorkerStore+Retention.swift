@@ -93,6 +93,8 @@ extension WorkerStore {
     public func vacuumIntoIncrementalMode() throws {
         // The mode cannot change while in WAL: out of WAL for the rewrite, then back.
         try db.execute("PRAGMA journal_mode = DELETE")
+        // After VACUUM; if it fails the database stays in rollback-journal mode: correct, slower,
+        // and the next open sets WAL again.
         defer { try? db.execute("PRAGMA journal_mode = WAL") }
         try db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         try db.execute("VACUUM")

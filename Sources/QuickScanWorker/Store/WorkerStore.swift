@@ -173,6 +173,7 @@ public actor WorkerStore {
     /// ScanSamples (SQLite docs, "PRAGMA synchronous").
     private func durableTransaction<T>(_ body: () throws -> T) throws -> T {
         try db.execute("PRAGMA synchronous = FULL")
+        // If this fails the connection stays at FULL: slower, never less safe.
         defer { try? db.execute("PRAGMA synchronous = NORMAL") }
         return try db.transaction(body)
     }
