@@ -45,7 +45,7 @@ struct Workspace {
     }
 
     /// The worker over this workspace's store, talking to `emulator`.
-    func pipeline(_ emulator: FalconEmulator, hooks: PipelineHooks = PipelineHooks(), fileSystem: any FileSystem = PosixFileSystem(),
+    func pipeline(_ emulator: FalconEmulator, hooks: PipelineHooks = PipelineHooks(), fileSystem: (any FileSystem)? = nil,
                   once: Bool = true, _ configure: (inout WorkerConfiguration) -> Void = { _ in }) throws
         -> (pipeline: ScanPipeline, store: WorkerStore, client: HTTPFalconClient) {
         let store = try WorkerStore(path: database)
@@ -58,7 +58,7 @@ struct Workspace {
     }
 
     /// Runs the pipeline once against `emulator`.
-    func runOnce(_ emulator: FalconEmulator, fileSystem: any FileSystem = PosixFileSystem(),
+    func runOnce(_ emulator: FalconEmulator, fileSystem: (any FileSystem)? = nil,
                  _ configure: (inout WorkerConfiguration) -> Void = { _ in }) async throws -> RunSummary {
         let (pipeline, store, client) = try pipeline(emulator, fileSystem: fileSystem, configure)
         _ = try await store.beginRun(mode: "once")

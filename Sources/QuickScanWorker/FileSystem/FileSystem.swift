@@ -66,9 +66,50 @@ public struct FileSystemError: Error, Sendable, CustomStringConvertible, Equatab
     }
 }
 
-/// The real calls, retried on EINTR.
+/// The real calls, retried on EINTR. A path below one of `roots` (the inboxes, the
+/// destination folders, the spool) is never walked by name: its parent folder is opened
+/// below the root's descriptor without following a symlink (`Beneath`), and the call is the
+/// `*at()` form on that descriptor (`fstatat`, `linkat`, `unlinkat`, `mkdirat`, `openat`), so
+/// a component swapped for a symlink by someone racing the worker leads nowhere. The roots
+/// themselves are configured paths, trusted like the config.
 public struct PosixFileSystem: FileSystem {
-    public init() {}
+    /// Folders below which paths are resolved through descriptors, longest first.
+    public let roots: [String]
+
+    public init(roots: [String] = []) {
+        self.roots = roots.map(WorkerConfiguration.normalize).sorted { $0.count > $1.count }
+    }
+
+    /// `path`'s parent folder as a descriptor and its last name: opened below the root that
+    /// holds the path, or `AT_FDCWD` and the whole path outside every root.
+    private struct Parent {
+        let fd: Int32
+        let name: String
+        func close() { if fd != AT_FDCWD { Glibc.close(fd) } }
+    }
+
+    private func parent(_ path: String, _ call: FileSystemCall) throws(FileSystemError) -> Parent {
+        guard let root = roots.first(where: { path.hasPrefix($0 + "/") }) else { return Parent(fd: AT_FDCWD, name: path) }
+        let relative = String(path.dropFirst(root.count + 1))
+        let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw FileSystemError(call, path, errno: errno) }
+        defer { Glibc.close(rootFD) }
+        let slash = relative.lastIndex(of: "/")
+        let folder = slash.map { String(relative[..<$0]) } ?? ""
+        let name = slash.map { String(relative[relative.index(after: $0)...]) } ?? relative
+        do {
+            let dir = try Beneath.openFolder(rootFD, folder, display: path)
+            return Parent(fd: dir, name: name)
+        } catch {
+            throw FileSystemError(call, path, errno: error.errno)
+        }
+    }
+
+    private func at<T>(_ path: String, _ call: FileSystemCall, _ body: (Int32, String) -> T) throws(FileSystemError) -> T {
+        let p = try parent(path, call)
+        defer { p.close() }
+        return body(p.fd, p.name)
+    }
 
     private func check(_ result: Int32, _ call: FileSystemCall, _ path: String, _ destination: String? = nil) throws(FileSystemError) {
         if result != 0 { throw FileSystemError(call, path, destination: destination, errno: errno) }
@@ -76,42 +117,49 @@ public struct PosixFileSystem: FileSystem {
 
     public func lstat(_ path: String) throws(FileSystemError) -> FileStat {
         var st = stat()
-        try check(Glibc.lstat(path, &st), .lstat, path)
+        try check(try at(path, .lstat) { fstatat($0, $1, &st, AT_SYMLINK_NOFOLLOW) }, .lstat, path)
         return FileStat(st)
     }
 
     public func link(_ source: String, _ destination: String) throws(FileSystemError) {
-        try check(Glibc.link(source, destination), .link, source, destination)
+        let from = try parent(source, .link)
+        defer { from.close() }
+        let to = try parent(destination, .link)
+        defer { to.close() }
+        try check(linkat(from.fd, from.name, to.fd, to.name, 0), .link, source, destination)
     }
 
     public func unlink(_ path: String) throws(FileSystemError) {
-        try check(Glibc.unlink(path), .unlink, path)
+        try check(try at(path, .unlink) { unlinkat($0, $1, 0) }, .unlink, path)
     }
 
     public func chmod(_ path: String, _ mode: mode_t) throws(FileSystemError) {
-        try check(Glibc.chmod(path, mode), .chmod, path)
+        // fchmodat follows a symlink in the last name: the file is opened without following
+        // one, then changed through its descriptor.
+        let fd = try openAt(path, O_RDONLY | O_NONBLOCK, call: .chmod)
+        defer { Glibc.close(fd) }
+        try check(fchmod(fd, mode), .chmod, path)
     }
 
     public func mkdir(_ path: String, _ mode: mode_t) throws(FileSystemError) {
-        try check(Glibc.mkdir(path, mode), .mkdir, path)
+        try check(try at(path, .mkdir) { mkdirat($0, $1, mode) }, .mkdir, path)
+    }
+
+    private func openAt(_ path: String, _ flags: Int32, mode: mode_t = 0, call: FileSystemCall) throws(FileSystemError) -> Int32 {
+        while true {
+            let fd = try at(path, call) { openat($0, $1, flags | O_NOFOLLOW | O_CLOEXEC, mode) }
+            if fd >= 0 { return fd }
+            if errno != EINTR { throw FileSystemError(call, path, errno: errno) }
+        }
     }
 
     public func openForReading(_ path: String) throws(FileSystemError) -> Int32 {
-        while true {
-            let fd = Glibc.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 { return fd }
-            if errno != EINTR { throw FileSystemError(.open, path, errno: errno) }
-        }
+        try openAt(path, O_RDONLY, call: .open)
     }
 
     public func createExclusive(_ path: String, _ mode: mode_t) throws(FileSystemError) -> Int32 {
-        while true {
-            let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-            if fd >= 0 { return fd }
-            if errno != EINTR { throw FileSystemError(.create, path, errno: errno) }
-        }
+        try openAt(path, O_WRONLY | O_CREAT | O_EXCL, mode: mode, call: .create)
     }
-
     public func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, path: String) throws(FileSystemError) -> Int {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
@@ -138,8 +186,7 @@ public struct PosixFileSystem: FileSystem {
     }
 
     public func fsyncDirectory(_ path: String) throws(FileSystemError) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileSystemError(.fsyncDirectory, path, errno: errno) }
+        let fd = try openAt(path, O_RDONLY | O_DIRECTORY, call: .fsyncDirectory)
         defer { Glibc.close(fd) }
         try check(Glibc.fsync(fd), .fsyncDirectory, path)
     }

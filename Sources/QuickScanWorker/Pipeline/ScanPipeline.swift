@@ -30,11 +30,15 @@ public final class ScanPipeline: Sendable {
     /// - Parameters:
     ///   - once: `run --once`: a file that fails is not retried in the same run.
     public init(config: WorkerConfiguration, store: WorkerStore, client: any FalconClient, logger: Logger,
-                fileSystem: any FileSystem = PosixFileSystem(), clock: any FalconClock = SystemFalconClock(),
+                fileSystem: (any FileSystem)? = nil, clock: any FalconClock = SystemFalconClock(),
                 hooks: PipelineHooks = PipelineHooks(), once: Bool = true, metrics: WorkerMetrics = WorkerMetrics(),
                 httpClient: HTTPClient = .shared) {
         let config = config.normalized()
         let policy = FailurePolicy(store: store, rateLimit: client.rateLimit, clock: clock, logger: logger, once: once)
+        // By default every path below an inbox, a destination or the spool is resolved through
+        // descriptors, never by name (see PosixFileSystem).
+        let fileSystem = fileSystem ?? PosixFileSystem(roots: config.inboxes.map(\.path)
+            + Outcome.allCases.compactMap { config.disposition[$0]?.to } + [config.spoolFolder])
         context = StageContext(config: config, store: store, client: client, fs: fileSystem, policy: policy, clock: clock,
                                logger: logger, hooks: hooks, metrics: metrics)
         let custodian = config.custodyEnabled ? SpoolCustodian(context: context) : nil
