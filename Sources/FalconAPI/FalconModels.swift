@@ -12,8 +12,10 @@ public struct QuickScanQuota: Codable, Sendable, Equatable {
         self.inProgress = inProgress
     }
 
-    /// Scans still available (never negative).
-    public var remaining: Int { max(0, total - used) }
+    /// What is still available, never negative: `total − used − in_progress`. The unit (files,
+    /// volumes, bytes) and period are undocumented (falcon-api.md §9), so nothing here assumes
+    /// it counts samples; scans in progress are taken off because they may not be in `used` yet.
+    public var remaining: Int { max(0, total - used - inProgress) }
 
     enum CodingKeys: String, CodingKey {
         case total, used

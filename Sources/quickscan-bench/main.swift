@@ -45,6 +45,7 @@ func makePipeline(inbox: String, database: String, custody: Bool = false) throws
     var config = WorkerConfiguration()
     if custody {
         config.maxFileBytes = 1 << 40  // the big-file row takes one 1 GiB file into custody
+        config.scanMaxFileBytesSetting = 1 << 40
         let dir = (absolute(database) as NSString).deletingLastPathComponent
         config.disposition = [.clean: .init(action: .move, to: dir + "/filed-clean"), .threat: .init(action: .move, to: dir + "/filed-threat"),
                               .notScanned: .init(action: .move, to: dir + "/filed-failed")]

@@ -27,6 +27,11 @@ struct ResultsCommand: ParsableCommand {
             of columns, aligned, control characters escaped). Default: table when stdout is a \
             terminal, ndjson otherwise (pipes, files, scripts).
 
+            QuickScan Pro verdicts also fill verdict_reason, malicious_confidence and file_type \
+            (NULL for legacy Quick Scan verdicts). --details adds `details`: the scan's whole result \
+            (MITRE ATT&CK techniques, YARA rules, file and URL artifacts) as JSON; in a table it is \
+            printed below, per file.
+
             Exit codes: 0 success (also when no row matches), 1 failure (missing or unreadable \
             database), 3 configuration error, 64 invalid flag value.
             """)
@@ -55,6 +60,9 @@ struct ResultsCommand: ParsableCommand {
     @Option(help: "Output format: table, json, ndjson or csv (default: table on a terminal, else ndjson).")
     var format: ResultsFormat?
 
+    @Flag(help: "Add QuickScan Pro's details (MITRE ATT&CK, YARA, artifacts) as JSON.")
+    var details = false
+
     @OptionGroup var databaseOptions: DatabaseOptions
 
     /// The filter the flags describe; durations count back from `now`.
@@ -64,7 +72,7 @@ struct ResultsCommand: ParsableCommand {
             do { return try TimeExpression.parse(value, now: now) } catch { throw ValidationError("--\(flag): \(error)") }
         }
         let filter = ResultsFilter(verdict: verdict, outcome: outcome, since: try time("since", since), until: try time("until", until),
-                                   pathGlob: pathGlob, sha256: sha256, limit: limit)
+                                   pathGlob: pathGlob, sha256: sha256, limit: limit, details: details)
         do { try filter.validate() } catch { throw ValidationError("--\(error)") }
         return filter
     }
@@ -86,10 +94,17 @@ struct ResultsCommand: ParsableCommand {
         case .ndjson:
             for row in rows { out += row.json.serialized() + "\n" }
         case .csv:
-            out = CSVRecord.line(ResultRow.columns)
+            out = CSVRecord.line(ResultRow.columns + (details ? ["details"] : []))
             for row in rows { out += CSVRecord.line(row.csvFields) }
         case .table:
             out = Self.table(rows) + "\n"
+            for row in rows where details {
+                guard let text = row.details else { continue }
+                // Escaped line by line: names inside the scanner's answer cannot forge output either.
+                out += "\ndetails of file \(row.fileID) (\(TextTable.clean(row.path))):\n"
+                let pretty = OrderedJSON(parsing: text)?.serialized(pretty: true) ?? text
+                out += pretty.split(separator: "\n", omittingEmptySubsequences: false).map { TextTable.clean(String($0)) }.joined(separator: "\n") + "\n"
+            }
         }
         FileHandle.standardOutput.write(Data(out.utf8))
     }
@@ -97,11 +112,15 @@ struct ResultsCommand: ParsableCommand {
     /// The columns an operator reads first; the other formats carry every column.
     static func table(_ rows: [ResultRow]) -> String {
         guard !rows.isEmpty else { return "no results" }
-        var table = TextTable("FILE_ID", "UPDATED_AT", "OUTCOME", "VERDICT", "CACHED", "PATH", "DISPOSED_TO", "ERROR")
+        // QuickScan Pro's reason and confidence, when any row has them.
+        let pro = rows.contains { $0.verdictReason != nil || $0.maliciousConfidence != nil }
+        var table = TextTable(headers: ["FILE_ID", "UPDATED_AT", "OUTCOME", "VERDICT"] + (pro ? ["REASON", "CONFIDENCE"] : [])
+                              + ["CACHED", "PATH", "DISPOSED_TO", "ERROR"])
         for r in rows {
             // A file not filed yet says so, and why, where its destination would be.
             let filed = r.disposedTo ?? (r.state == "disposed" ? "" : "not filed" + (r.pendingReason.map { ": \($0)" } ?? ""))
-            table.add("\(r.fileID)", r.updatedAt, r.outcome, r.verdict ?? "", r.cached ? "yes" : "", r.path, filed, r.error ?? "")
+            let proCells = pro ? [r.verdictReason ?? "", r.maliciousConfidence.map(String.init) ?? ""] : []
+            table.add(row: ["\(r.fileID)", r.updatedAt, r.outcome, r.verdict ?? ""] + proCells + [r.cached ? "yes" : "", r.path, filed, r.error ?? ""])
         }
         return table.render()
     }

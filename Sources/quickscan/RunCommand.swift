@@ -55,6 +55,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Falcon cloud (overrides falcon.cloud and FALCON_CLOUD).")
     var cloud: String?
 
+    @Option(help: "Scanning API: quickscan (volumes, the default) or quickscanpro (one scan per file); overrides falcon.api.")
+    var api: String?
+
     @Option(name: .customLong("base-url"), help: "API base URL (overrides falcon.base_url and FALCON_BASE_URL).")
     var baseURL: String?
 
@@ -250,6 +253,10 @@ struct RunCommand: AsyncParsableCommand {
             settings.logFormat = logFormat
         }
         if let cloud { settings.cloud = cloud }
+        if let api {
+            guard let parsed = ScanAPI(rawValue: api) else { throw ConfigurationError("--api \(api) is not one of quickscan, quickscanpro") }
+            settings.api = parsed
+        }
         if let baseURL { settings.baseURL = baseURL }
         guard !settings.inboxes.isEmpty else {
             throw ConfigurationError("no inbox: give --inbox PATH or inboxes in the config file")

@@ -161,11 +161,32 @@ struct BadInputTests {
         FileManager.default.createFile(atPath: path, contents: nil)
         truncate(path, off_t(FalconClientConfiguration.defaultMaxUploadBytes + 1))
         try await withEmulator { emulator in
-            let summary = try await run(ws, emulator)
+            let summary = try await run(ws, emulator) { $0.scanMaxFileBytesSetting = 1 << 40 }
             #expect(summary.exitCode == 2)
             #expect(emulator.stats.uploads == 0)
         }
         try expectResult(ws, "huge.bin", outcome: "not_scanned", errorContains: "too_large: 268435457 bytes, over max_file_bytes 268435456")
+    }
+
+    /// The scan limit is separate from the upload limit: legacy Quick Scan stops at 36,700,160
+    /// bytes (where CrowdStrike's own integrations stop), QuickScan Pro at 256 MiB.
+    @Test func overTheScanLimitIsNotUploaded() async throws {
+        let ws = try Workspace()
+        FileManager.default.createFile(atPath: ws.inbox + "/big.bin", contents: nil)
+        truncate(ws.inbox + "/big.bin", 36_700_161)
+        FileManager.default.createFile(atPath: ws.inbox + "/fits.txt", contents: Data("just at the limit".utf8))
+        try await withEmulator { emulator in
+            let summary = try await run(ws, emulator)
+            #expect(summary.exitCode == 2)
+            #expect(emulator.stats.uploads == 1)
+        }
+        try expectResult(ws, "big.bin", outcome: "not_scanned", errorContains: "too_large: 36700161 bytes, over scan.max_file_bytes 36700160")
+        try expectResult(ws, "fits.txt", outcome: "clean")
+        var pro = WorkerConfiguration()
+        pro.api = .quickscanpro
+        #expect(pro.fileSizeLimit.bytes == 256 * 1024 * 1024)
+        pro.scanMaxFileBytesSetting = 1000
+        #expect(pro.fileSizeLimit == (1000, "scan.max_file_bytes"))
     }
 
     @Test func emptyAndOddlyNamedFiles() async throws {

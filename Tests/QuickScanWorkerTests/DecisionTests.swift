@@ -67,9 +67,14 @@ import Testing
 
     @Test func volumeSizeFollowsTheQuota() {
         #expect(Decisions.volumeSize(waiting: 50, quota: nil).count == 50)
-        #expect(Decisions.volumeSize(waiting: 50, quota: QuickScanQuota(total: 100, used: 90, inProgress: 0)).count == 10)
+        // Little left: the volume still goes out whole (the unit is unknown; no tiny volumes).
+        #expect(Decisions.volumeSize(waiting: 50, quota: QuickScanQuota(total: 100, used: 90, inProgress: 0)).count == 50)
+        #expect(Decisions.volumeSize(waiting: 50, quota: QuickScanQuota(total: 100, used: 90, inProgress: 9)).count == 50)
         let out = Decisions.volumeSize(waiting: 50, quota: QuickScanQuota(total: 100, used: 100, inProgress: 0))
         #expect(out.count == nil && out.deferral?.contains("quota used up") == true)
+        // Scans in progress count against what is left: total − used − in_progress.
+        let busy = Decisions.volumeSize(waiting: 50, quota: QuickScanQuota(total: 100, used: 90, inProgress: 10))
+        #expect(busy.count == nil && busy.deferral?.contains("10 in progress") == true)
     }
 
     @Test(arguments: [

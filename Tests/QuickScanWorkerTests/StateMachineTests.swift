@@ -44,4 +44,29 @@ import Testing
         #expect(o == outcome)
         #expect(r == reason)
     }
+
+    /// QuickScan Pro's enum, case-insensitive (spaces as underscores), failing closed; a legacy
+    /// verdict string is never read with Pro's table or the other way round.
+    @Test(arguments: [
+        ("clean", Outcome.clean, nil as NotScannedReason?),
+        ("CLEAN", .clean, nil),
+        ("likely_benign", .clean, nil),
+        ("Likely Benign", .clean, nil),
+        ("suspicious", .threat, nil),
+        ("malicious", .threat, nil),
+        ("unknown", .notScanned, .unscannable),
+        ("no specific threat", .threat, nil),  // not a Pro verdict: fail closed
+        ("something new", .threat, nil),
+        ("", .notScanned, .scanFailed),
+    ])
+    func proVerdictsFailClosed(verdict: String, outcome: Outcome, reason: NotScannedReason?) {
+        let (o, r) = VerdictMapping.outcome(verdict: verdict, error: nil, api: .quickscanpro)
+        #expect(o == outcome)
+        #expect(r == reason)
+    }
+
+    @Test func likelyBenignFollowsTheSetting() {
+        #expect(VerdictMapping.outcome(verdict: "likely_benign", error: nil, api: .quickscanpro, likelyBenign: .threat).0 == .threat)
+        #expect(VerdictMapping.outcome(verdict: "clean", error: nil, api: .quickscan).0 == .threat, "a legacy verdict is free text")
+    }
 }

@@ -43,8 +43,30 @@ public struct InboxConfiguration: Sendable, Equatable {
     public static let defaultIgnored = [".*", "*.part", "*.tmp", "*.crdownload", "~$*"]
 }
 
+/// Which scanning API the pipeline uses (`falcon.api`).
+public enum ScanAPI: String, Sendable, CaseIterable {
+    /// The volume-based Quick Scan API (`/scanner/*`, Sample Uploads v3).
+    case quickscan
+    /// QuickScan Pro (`/quickscanpro/*`): one scan per file.
+    case quickscanpro
+
+    /// The largest file each API scans (`scan.max_file_bytes` default): CrowdStrike's legacy
+    /// Quick Scan integrations stop at 35 MiB (36,700,160 bytes); QuickScan Pro takes 256 MiB.
+    public var defaultScanMaxFileBytes: Int64 {
+        switch self {
+        case .quickscan: 36_700_160
+        case .quickscanpro: 256 * 1024 * 1024
+        }
+    }
+
+    /// How the API is named in messages.
+    public var title: String { self == .quickscan ? "Quick Scan" : "QuickScan Pro" }
+}
+
 /// The worker's settings (the JSON config file; `sample-config.json` documents every key).
 public struct WorkerConfiguration: Sendable {
+    /// `falcon.api`: `quickscan` (default) or `quickscanpro`.
+    public var api: ScanAPI = .quickscan
     public var cloud: String?
     public var baseURL: String?
     public var memberCID: String?
@@ -74,7 +96,14 @@ public struct WorkerConfiguration: Sendable {
     /// skipped by the walk by device and inode.
     public var allowDestinationInInbox: Bool = false
     public var pollIntervalSeconds: Double = 10
+    /// `max_file_bytes`: the largest file uploaded.
     public var maxFileBytes: Int64 = FalconClientConfiguration.defaultMaxUploadBytes
+    /// `scan.max_file_bytes`: the largest file scanned (nil: the API's default,
+    /// `ScanAPI.defaultScanMaxFileBytes`). A larger file ends `not_scanned` (too_large) with no upload.
+    public var scanMaxFileBytesSetting: Int64?
+    /// `scan.likely_benign`: the outcome of QuickScan Pro's `likely_benign` verdict (clean by
+    /// default, as CrowdStrike's own integrations treat it; `threat` to quarantine it).
+    public var likelyBenign: Outcome = .clean
     public var volumeMaxSamples: Int = 1000
     public var volumeMaxWaitSeconds: Double = 30
     public var scanPollIntervalSeconds: Double = 3
@@ -83,6 +112,9 @@ public struct WorkerConfiguration: Sendable {
     public var verdictCacheTTLHours: Double = 24
     public var disposition: [Outcome: DispositionRule] = [.clean: .init(action: .leave), .threat: .init(action: .leave), .notScanned: .init(action: .leave)]
     public var deleteSamplesAfterScan: Bool = false
+    /// `delete_scan_results_after_scan` (QuickScan Pro): DeleteScanResult once a scan's verdict
+    /// is recorded, so the tenant keeps no copy of the result.
+    public var deleteScanResultsAfterScan: Bool = false
     public var database: String = "quickscan.sqlite"
     public var logLevel: String = "info"
     public var logFormat: String = "text"
@@ -107,11 +139,15 @@ public struct WorkerConfiguration: Sendable {
         var c = WorkerConfiguration()
         let r = KeyReader(root, path: "")
         try r.allow(["falcon", "inboxes", "settle_seconds", "max_settle_seconds", "allow_destination_in_inbox", "allow_shared_destinations", "custody", "spool", "poll_interval_seconds", "max_file_bytes", "volume", "scan",
-                     "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "database", "log",
+                     "verdict_cache_ttl_hours", "disposition", "delete_samples_after_scan", "delete_scan_results_after_scan", "database", "log",
                      "api_concurrency", "upload_concurrency", "hash_threads", "notify", "metrics", "retention"])
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (base as NSString).appendingPathComponent(p) }
         if let f = try r.object("falcon") {
-            try f.allow(["cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify", "allow_plain_http"])
+            try f.allow(["api", "cloud", "base_url", "member_cid", "timeout_seconds", "user_agent", "client_id", "client_secret", "tls_verify", "allow_plain_http"])
+            if let api = try f.string("api") {
+                guard let parsed = ScanAPI(rawValue: api) else { throw ConfigurationError("falcon.api: \(api) is not one of quickscan, quickscanpro") }
+                c.api = parsed
+            }
             c.allowPlainHTTP = try f.bool("allow_plain_http") ?? false
             c.cloud = try f.string("cloud")
             if let cloud = c.cloud, FalconCloud(name: cloud) == nil { throw ConfigurationError("falcon.cloud: \(cloud) is not one of us-1, us-2, eu-1, us-gov-1, us-gov-2, auto") }
@@ -151,7 +187,12 @@ public struct WorkerConfiguration: Sendable {
             c.volumeMaxWaitSeconds = try v.number("max_wait_seconds", min: 0) ?? c.volumeMaxWaitSeconds
         }
         if let s = try r.object("scan") {
-            try s.allow(["poll_interval_seconds", "timeout_seconds", "max_attempts"])
+            try s.allow(["poll_interval_seconds", "timeout_seconds", "max_attempts", "max_file_bytes", "likely_benign"])
+            if let n = try s.number("max_file_bytes", min: 1) { c.scanMaxFileBytesSetting = Int64(n) }
+            if let v = try s.string("likely_benign") {
+                guard let o = Outcome(rawValue: v), o != .notScanned else { throw ConfigurationError("scan.likely_benign: \(v) is not one of clean, threat") }
+                c.likelyBenign = o
+            }
             c.scanPollIntervalSeconds = try s.number("poll_interval_seconds", min: 0.01) ?? c.scanPollIntervalSeconds
             c.scanTimeoutSeconds = try s.number("timeout_seconds", min: 1) ?? c.scanTimeoutSeconds
             if let n = try s.number("max_attempts", min: 1, max: 100) { c.scanMaxAttempts = Int(n) }
@@ -179,6 +220,7 @@ public struct WorkerConfiguration: Sendable {
             }
         }
         c.deleteSamplesAfterScan = try r.bool("delete_samples_after_scan") ?? false
+        c.deleteScanResultsAfterScan = try r.bool("delete_scan_results_after_scan") ?? false
         c.database = resolve(try r.string("database") ?? c.database)
         if let l = try r.object("log") {
             try l.allow(["level", "format"])
@@ -258,7 +300,7 @@ extension WorkerConfiguration {
             if let mode = r.mode { o["mode"] = "0" + String(mode, radix: 8) }
             return o
         }
-        var falcon: [String: Any] = ["cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent, "tls_verify": tlsVerify,
+        var falcon: [String: Any] = ["api": api.rawValue, "cloud": cloud ?? "us-1", "timeout_seconds": timeoutSeconds, "user_agent": userAgent, "tls_verify": tlsVerify,
                                      "allow_plain_http": allowPlainHTTP]
         if let baseURL { falcon["base_url"] = baseURL }
         if let memberCID { falcon["member_cid"] = memberCID }
@@ -272,10 +314,12 @@ extension WorkerConfiguration {
             "custody": custody, "spool": spoolFolder,
             "poll_interval_seconds": pollIntervalSeconds, "max_file_bytes": maxFileBytes,
             "volume": ["max_samples": volumeMaxSamples, "max_wait_seconds": volumeMaxWaitSeconds],
-            "scan": ["poll_interval_seconds": scanPollIntervalSeconds, "timeout_seconds": scanTimeoutSeconds, "max_attempts": scanMaxAttempts],
+            "scan": ["poll_interval_seconds": scanPollIntervalSeconds, "timeout_seconds": scanTimeoutSeconds, "max_attempts": scanMaxAttempts,
+                     "max_file_bytes": scanMaxFileBytes, "likely_benign": likelyBenign.rawValue] as [String: Any],
             "verdict_cache_ttl_hours": verdictCacheTTLHours,
             "disposition": ["clean": rule(.clean), "threat": rule(.threat), "not_scanned": rule(.notScanned)],
-            "delete_samples_after_scan": deleteSamplesAfterScan, "database": database,
+            "delete_samples_after_scan": deleteSamplesAfterScan, "delete_scan_results_after_scan": deleteScanResultsAfterScan,
+            "database": database,
             "api_concurrency": apiConcurrency, "hash_threads": hashThreads,
             "log": ["level": logLevel, "format": logFormat],
             "notify": [
@@ -383,6 +427,15 @@ extension WorkerConfiguration {
     }
 
     /// The spool folder: `spool`, or `DATABASE.spool` next to the database.
+    /// The largest file scanned: `scan.max_file_bytes`, else the API's default.
+    public var scanMaxFileBytes: Int64 { scanMaxFileBytesSetting ?? api.defaultScanMaxFileBytes }
+
+    /// The largest file the worker takes for scanning: the lower of the upload and scan limits,
+    /// with the key that sets it.
+    public var fileSizeLimit: (bytes: Int64, key: String) {
+        scanMaxFileBytes <= maxFileBytes ? (scanMaxFileBytes, "scan.max_file_bytes") : (maxFileBytes, "max_file_bytes")
+    }
+
     public var spoolFolder: String { spool ?? database + ".spool" }
 
     /// The mode a filed file of `outcome` gets: the rule's, else 0600 for a threat, else

@@ -18,16 +18,33 @@ public enum NotScannedReason: String, Sendable, CaseIterable {
 
 /// How a verdict string maps to an outcome: fail closed (reference §5.2).
 ///
-/// Contains "no specific threat" → clean; "unknown" → not scanned (unscannable, with the API's
-/// error text); anything else, including verdicts we have never seen → threat.
+/// Quick Scan (legacy, free text): contains "no specific threat" → clean; "unknown" → not
+/// scanned (unscannable, with the API's error text); anything else, including verdicts we have
+/// never seen → threat.
+///
+/// QuickScan Pro (an enum, matched case-insensitively with spaces as underscores, as
+/// CrowdStrike's own integrations do): `clean` → clean; `likely_benign` → `scan.likely_benign`
+/// (clean by default); `suspicious`, `malicious` → threat; `unknown` → not scanned
+/// (unscannable); any other value → threat.
 public enum VerdictMapping {
-    public static func outcome(verdict: String?, error: String?) -> (Outcome, NotScannedReason?) {
+    public static func outcome(verdict: String?, error: String?, api: ScanAPI = .quickscan,
+                               likelyBenign: Outcome = .clean) -> (Outcome, NotScannedReason?) {
         guard let verdict, !verdict.trimmingCharacters(in: .whitespaces).isEmpty else {
             return (.notScanned, .scanFailed)
         }
         let v = verdict.lowercased()
-        if v.contains("no specific threat") { return (.clean, nil) }
-        if v == "unknown" { return (.notScanned, .unscannable) }
-        return (.threat, nil)
+        switch api {
+        case .quickscan:
+            if v.contains("no specific threat") { return (.clean, nil) }
+            if v == "unknown" { return (.notScanned, .unscannable) }
+            return (.threat, nil)
+        case .quickscanpro:
+            switch v.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: " ", with: "_") {
+            case "clean": return (.clean, nil)
+            case "likely_benign": return likelyBenign == .notScanned ? (.notScanned, .unscannable) : (likelyBenign, nil)
+            case "unknown": return (.notScanned, .unscannable)
+            default: return (.threat, nil)  // suspicious, malicious, and anything never seen
+            }
+        }
     }
 }

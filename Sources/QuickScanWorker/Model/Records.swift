@@ -59,6 +59,34 @@ public struct SampleRecord: Sendable {
     public var scanID: String?
     public var volumeID: Int64?
     public var attempts: Int
+    /// The API that holds the upload (while `uploadedAt` is set).
+    public var uploadAPI: ScanAPI = .quickscan
+    /// The API that gave `verdict` (its mapping differs).
+    public var verdictAPI: ScanAPI = .quickscan
+    /// QuickScan Pro's details of the verdict; nil for legacy verdicts.
+    public var details: ScanDetails?
+}
+
+/// What QuickScan Pro says about a verdict beyond the verdict itself (the `results` view's
+/// `verdict_reason`, `malicious_confidence` and `file_type`; `json` holds MITRE ATT&CK, YARA,
+/// artifacts and the rest for `results --details`).
+public struct ScanDetails: Sendable, Equatable {
+    public var verdictReason: String?
+    public var maliciousConfidence: Int?
+    public var fileType: String?
+    public var json: String?
+
+    public init(verdictReason: String? = nil, maliciousConfidence: Int? = nil, fileType: String? = nil, json: String? = nil) {
+        self.verdictReason = verdictReason
+        self.maliciousConfidence = maliciousConfidence
+        self.fileType = fileType
+        self.json = json
+    }
+
+    /// Nil when nothing is set (legacy verdicts).
+    public var nonEmpty: ScanDetails? {
+        verdictReason == nil && maliciousConfidence == nil && fileType == nil && json == nil ? nil : self
+    }
 }
 
 /// One row of `volumes`.

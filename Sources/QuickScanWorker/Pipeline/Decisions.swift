@@ -40,11 +40,18 @@ public enum Decisions {
     }
 
     /// How many of `waiting` samples to submit under `quota` (nil: the API reported none);
-    /// nil with a reason when the quota is used up.
+    /// nil with a reason when nothing is left (`total − used − in_progress` ≤ 0).
+    ///
+    /// The quota's unit is undocumented (it may count volumes, files or bytes), so a volume is
+    /// not cut to the number left: while anything is left the volume goes out whole, and the
+    /// API's own refusal (403/429, or a 400 naming the quota) defers the rest. Cutting would
+    /// turn the last of a quota counted in volumes into many tiny volumes.
     public static func volumeSize(waiting: Int, quota: QuickScanQuota?) -> (count: Int?, deferral: String?) {
         guard let quota else { return (waiting, nil) }
-        if quota.remaining <= 0 { return (nil, "Quick Scan quota used up (\(quota.used) of \(quota.total))") }
-        return (min(waiting, quota.remaining), nil)
+        if quota.remaining <= 0 {
+            return (nil, "Quick Scan quota used up (\(quota.used) used and \(quota.inProgress) in progress of \(quota.total))")
+        }
+        return (waiting, nil)
     }
 
     // MARK: how a poll answer maps to outcomes

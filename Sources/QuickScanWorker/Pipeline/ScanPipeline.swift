@@ -15,8 +15,9 @@ public final class ScanPipeline: Sendable {
     let watcher: DirectoryWatcher
     let hasher: InboxHasher
     let uploader: SampleUploader
-    let submitter: VolumeSubmitter
-    let poller: ScanPoller
+    /// The scan backend (`falcon.api`): volumes on Quick Scan, one scan per file on QuickScan Pro.
+    let submitter: any ScanStarter
+    let poller: any ScanWatcher
     let disposer: FileDisposer
     let cleaner: CloudCleaner
     let custodian: SpoolCustodian?
@@ -46,8 +47,16 @@ public final class ScanPipeline: Sendable {
         watcher = DirectoryWatcher(context: context, hasher: hasher, custodian: custodian)
         self.custodian = custodian
         uploader = SampleUploader(context: context, watcher: watcher)
-        poller = ScanPoller(context: context)
-        submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher, poller: poller)
+        switch config.api {
+        case .quickscan:
+            let poller = ScanPoller(context: context)
+            self.poller = poller
+            submitter = VolumeSubmitter(context: context, reconciler: VolumeReconciler(context: context), watcher: watcher, poller: poller)
+        case .quickscanpro:
+            let poller = ProScanPoller(context: context)
+            self.poller = poller
+            submitter = ProScanLauncher(context: context, poller: poller)
+        }
         disposer = FileDisposer(context: context, watcher: watcher)
         cleaner = CloudCleaner(context: context)
         notifier = Notifier(context: context, http: httpClient)
@@ -76,11 +85,14 @@ public final class ScanPipeline: Sendable {
             // Interrupted disposals first: a crash between link and unlink leaves the source
             // with a new ctime, which the watcher would otherwise take for a new version.
             try await disposer.resumeInterrupted()
+            // Scans in flight on another API refuse the start; files waiting on an upload to
+            // the other API are uploaded to this one.
+            try await store.useAPI(context.config.api)
             try await watcher.load()
             if let until = try await store.value("rate_limit_cooldown_until").flatMap(Double.init), until > context.now() {
                 await context.client.rateLimit.coolDown(until: until)
             }
-            try await submitter.reconciler.run()
+            try await submitter.reconcile()
         }
     }
 

@@ -10,7 +10,12 @@ struct CloudCleaner: Sendable {
     let context: StageContext
 
     func run() async throws {
-        guard context.config.deleteSamplesAfterScan, await context.policy.deferral == nil else { return }
+        guard await context.policy.deferral == nil else { return }
+        if context.config.api == .quickscanpro {
+            try await runPro()
+            return
+        }
+        guard context.config.deleteSamplesAfterScan else { return }
         let pending = try await context.store.samplesPendingDeletion()
         guard !pending.isEmpty else { return }
         let (client, store) = (context.client, context.store)
@@ -34,5 +39,36 @@ struct CloudCleaner: Sendable {
         if let first = errors.first(where: { FailureTriage.of($0) != .transient }) ?? errors.first {
             try await context.policy.apiFailed(first, during: "DeleteSampleV3")
         }
+    }
+
+    /// QuickScan Pro: DeleteFile takes many sha256s per call (100 per call, by the client), and
+    /// with `delete_scan_results_after_scan` DeleteScanResult removes the stored results. Each
+    /// confirmed call is recorded before the next; a 404 (already gone) counts as deleted.
+    private func runPro() async throws {
+        let (client, store, policy) = (context.client, context.store, context.policy)
+        if context.config.deleteSamplesAfterScan {
+            let pending = try await store.samplesPendingDeletion()
+            for chunk in stride(from: 0, to: pending.count, by: HTTPFalconClient.quickScanProIDsPerCall).map({ Array(pending[$0..<min($0 + HTTPFalconClient.quickScanProIDsPerCall, pending.count)]) }) {
+                do {
+                    try await client.deleteQuickScanProFiles(sha256s: chunk)
+                } catch {
+                    try await policy.apiFailed(error, during: "DeleteFile")
+                    return
+                }
+                await policy.apiSucceeded()
+                for sha in chunk { try await store.markSampleDeleted(sha) }
+            }
+        }
+        guard context.config.deleteScanResultsAfterScan else { return }
+        let results = try await store.scanResultsPendingDeletion()
+        guard !results.isEmpty else { return }
+        do {
+            try await client.deleteQuickScanProResults(ids: results.map(\.scanID))
+        } catch {
+            try await policy.apiFailed(error, during: "DeleteScanResult")
+            return
+        }
+        await policy.apiSucceeded()
+        try await store.markScanResultsDeleted(results.map(\.volume))
     }
 }

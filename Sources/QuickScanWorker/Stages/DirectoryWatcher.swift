@@ -216,8 +216,9 @@ public actor DirectoryWatcher {
         case .other:
             return (.unreadable, "not a regular file")
         default:
-            if entry.stat.identity.size > context.config.maxFileBytes {
-                return (.tooLarge, "\(entry.stat.identity.size) bytes, over max_file_bytes \(context.config.maxFileBytes)")
+            let limit = context.config.fileSizeLimit
+            if entry.stat.identity.size > limit.bytes {
+                return (.tooLarge, "\(entry.stat.identity.size) bytes, over \(limit.key) \(limit.bytes)")
             }
             return nil
         }

@@ -2,8 +2,10 @@ import FalconAPI
 import Foundation
 
 /// The uploader: files recorded `hashed` either reuse a recent verdict of the same content,
-/// reuse an upload already in the cloud, or are uploaded (Sample Uploads v3), many at once
-/// through the client's `RequestLimiter` (`api_concurrency` at most).
+/// reuse an upload already in the cloud, or are uploaded (Sample Uploads v3, or QuickScan Pro's
+/// own store with `scan=false`), many at once through the client's `RequestLimiter`
+/// (`api_concurrency` at most). Both uploads are idempotent (stored by content): a lost
+/// answer is simply uploaded again.
 struct SampleUploader: Sendable {
     let context: StageContext
     let watcher: DirectoryWatcher
@@ -19,13 +21,15 @@ struct SampleUploader: Sendable {
         for file in files {
             guard let sha = file.sha256, let sample = try await store.sample(sha) else { continue }
             if let verdict = sample.verdict, let at = sample.scannedAt, context.now() - at < ttl {
-                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: sample.error)
+                // Mapped as the API that gave it says (a Pro "clean" is not a legacy verdict).
+                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: sample.error, api: sample.verdictAPI,
+                                                               likelyBenign: config.likelyBenign)
                 try await store.decide(file.id, outcome: outcome, reason: reason, verdict: verdict, error: sample.error,
-                                       scanID: sample.scanID, scannedAt: at, cached: true)
+                                       scanID: sample.scanID, scannedAt: at, cached: true, details: sample.details)
                 continue
             }
-            if sample.uploadedAt != nil && sample.deletedAt == nil {
-                try await store.markUploaded(sha)  // the same content is already in the cloud
+            if sample.uploadedAt != nil && sample.deletedAt == nil && sample.uploadAPI == config.api {
+                try await store.markUploaded(sha, api: config.api)  // the same content is already in the cloud
                 continue
             }
             if toUpload[sha] == nil { toUpload[sha] = file }
@@ -41,12 +45,20 @@ struct SampleUploader: Sendable {
     }
 
     private func upload(_ batch: [(key: String, value: FileRecord)]) async throws {
-        let client = context.client
+        let (client, api) = (context.client, context.config.api)
         let outcomes = await boundedMap(batch, width: context.config.apiConcurrency) { sha, file -> (String, FileRecord, Result<Void, FalconError>) in
             do throws(FalconError) {
                 // With custody the worker's own copy goes up, never the inbox's file.
-                _ = try await client.uploadSample(path: file.spoolPath ?? file.path, fileName: (file.path as NSString).lastPathComponent, comment: nil,
-                                                  isConfidential: true, expectedSHA256: sha)
+                let path = file.spoolPath ?? file.path
+                let name = (file.path as NSString).lastPathComponent
+                switch api {
+                case .quickscan:
+                    _ = try await client.uploadSample(path: path, fileName: name, comment: nil, isConfidential: true, expectedSHA256: sha)
+                case .quickscanpro:
+                    // scan=false: the upload stays idempotent; the scan is started by LaunchScan
+                    // after its intent is recorded (ProScanLauncher).
+                    _ = try await client.uploadQuickScanProFile(path: path, fileName: name, scan: false, password: nil, expectedSHA256: sha)
+                }
                 return (sha, file, .success(()))
             } catch {
                 return (sha, file, .failure(error))
@@ -57,7 +69,7 @@ struct SampleUploader: Sendable {
             case .success:
                 await context.policy.apiSucceeded()
                 await context.policy.resetFailures("upload:\(sha)")
-                try await context.store.markUploaded(sha)
+                try await context.store.markUploaded(sha, api: context.config.api)
                 CrashPoint.reach("uploaded")
             case .failure(let error):
                 try await uploadFailed(error, sha: sha, file: file)
@@ -87,7 +99,7 @@ struct SampleUploader: Sendable {
             try await store.decide(file.id, outcome: .notScanned, reason: .unreadable, error: error.message)
             return
         }
-        try await policy.apiFailed(error, during: "UploadSampleV3")
+        try await policy.apiFailed(error, during: context.config.api == .quickscan ? "UploadSampleV3" : "UploadFileQuickScanPro")
         if case .rateLimited = FailureTriage.of(error) { return }
         let failures = await policy.countFailure("upload:\(sha)")
         if failures >= context.config.scanMaxAttempts {

@@ -13,7 +13,10 @@ actor ScanPoller {
         self.context = context
     }
 
-    func run(force: Bool = false) async throws {
+    /// Statuses seen that are neither done, failed nor known to mean running: logged once.
+    private var statusesLogged: Set<String> = []
+
+    func run(force: Bool) async throws {
         let (store, config) = (context.store, context.config)
         let volumes = try await store.volumes(in: .submitted)
         guard !volumes.isEmpty else { return }
@@ -51,6 +54,10 @@ actor ScanPoller {
             try await context.store.failVolume(volume.id, from: .submitted, reason: "scan \(scanID) is unknown to the API",
                                                maxAttempts: context.config.scanMaxAttempts)
             return
+        }
+        if let status = listed.first(where: { $0.id == scanID })?.status.lowercased(), !ProScanPoller.runningStatuses.contains(status),
+           status != "done", !Decisions.failedStatuses.contains(status), statusesLogged.insert(status).inserted {
+            context.logger.warning("GetScans reported a scan status never seen before; polling on", metadata: ["scan.id": "\(scanID)", "status": "\(status)"])
         }
         switch Decisions.poll(scanID: scanID, listed: listed, submittedAt: volume.submittedAt ?? volume.intentAt, now: context.now(),
                               timeout: context.config.scanTimeoutSeconds) {

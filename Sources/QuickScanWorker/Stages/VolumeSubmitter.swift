@@ -62,7 +62,7 @@ struct VolumeSubmitter: Sendable {
         do {
             (scanID, response) = try await context.client.scanSamples(samples)
         } catch {
-            if error.status == 400 && !error.mayHaveTakenEffect { return error }
+            if error.status == 400 && !error.mayHaveTakenEffect && !Self.namesQuota(error) { return error }
             try await submitFailed(error, volume: volume, samples: samples)
             return nil
         }
@@ -116,6 +116,12 @@ struct VolumeSubmitter: Sendable {
         }
     }
 
+    /// A refusal that names the quota: the volume is not split (no sample is at fault); the
+    /// work waits for the quota instead.
+    static func namesQuota(_ error: FalconError) -> Bool {
+        error.status != nil && error.status! < 500 && "\(error.message) \(error.apiErrors.map(\.message).joined(separator: " "))".lowercased().contains("quota")
+    }
+
     private func submitFailed(_ error: FalconError, volume: Int64, samples: [String]) async throws {
         let (store, config, policy, logger) = (context.store, context.config, context.policy, context.logger)
         if error.mayHaveTakenEffect {
@@ -125,7 +131,7 @@ struct VolumeSubmitter: Sendable {
             return
         }
         try await policy.apiFailed(error, during: "ScanSamples")
-        if error.status == 403 || error.status == 429 {
+        if error.status == 403 || error.status == 429 || Self.namesQuota(error) {
             await policy.deferWork("ScanSamples refused: \(error)")
         }
         try await store.failVolume(volume, from: .submitting, reason: "ScanSamples not accepted: \(error.message)", maxAttempts: config.scanMaxAttempts + 1)

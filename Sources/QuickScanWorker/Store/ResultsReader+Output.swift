@@ -1,3 +1,4 @@
+import FalconAPI
 import Foundation
 import SQLiteKit
 
@@ -29,6 +30,23 @@ public indirect enum OrderedJSON: Sendable, Equatable {
         case .real(let v): self = .double(v)
         case .text(let s): self = .string(s)
         case .blob(let b): self = .string(String(decoding: b, as: UTF8.self))
+        }
+    }
+
+    /// A JSON text as a value (object keys sorted); nil when it is not JSON.
+    public init?(parsing text: String) {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
+        self.init(value)
+    }
+
+    init(_ value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .number(let n): self = n.rounded() == n && abs(n) < 9e15 ? .int(Int64(n)) : .double(n)
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .array(a.map(OrderedJSON.init))
+        case .object(let o): self = .object(o.keys.sorted().map { .init($0, OrderedJSON(o[$0]!)) })
         }
     }
 
@@ -118,12 +136,14 @@ public enum CSVRecord {
 extension ResultRow {
     /// An object keyed by the view's column names, NULL as `null`.
     public var json: OrderedJSON {
-        .object(zip(Self.columns, values).map { OrderedJSON.Member($0, OrderedJSON($1)) })
+        var members = zip(Self.columns, values).map { OrderedJSON.Member($0, OrderedJSON($1)) }
+        if let details { members.append(.init("details", OrderedJSON(parsing: details) ?? .string(details))) }
+        return .object(members)
     }
 
     /// The fields of a CSV record in ``columns`` order, NULL as nil.
     public var csvFields: [String?] {
-        values.map { value -> String? in
+        (values + (details.map { [.text($0)] } ?? [])).map { value -> String? in
             switch value {
             case .null: nil
             case .integer(let v): String(v)

@@ -41,9 +41,12 @@ public struct ResultsFilter: Sendable, Equatable {
     public var sha256: String?
     /// At most this many rows (the lowest file ids first).
     public var limit: Int?
+    /// Also read QuickScan Pro's details (MITRE ATT&CK, YARA, artifacts: the scan's `result` as JSON).
+    public var details = false
 
     public init(verdict: String? = nil, outcome: String? = nil, since: Date? = nil, until: Date? = nil,
-                pathGlob: String? = nil, sha256: String? = nil, limit: Int? = nil) {
+                pathGlob: String? = nil, sha256: String? = nil, limit: Int? = nil, details: Bool = false) {
+        self.details = details
         self.verdict = verdict
         self.outcome = outcome
         self.since = since
@@ -73,6 +76,7 @@ public struct ResultRow: Sendable, Equatable {
     public static let columns = [
         "file_id", "path", "sha256", "size", "outcome", "verdict", "error", "scan_id", "scanned_at",
         "disposed_to", "cached", "discovered_at", "updated_at", "state", "pending_reason", "original_note",
+        "verdict_reason", "malicious_confidence", "file_type",
     ]
 
     public var fileID: Int64
@@ -94,6 +98,14 @@ public struct ResultRow: Sendable, Equatable {
     public var pendingReason: String?
     /// With custody: why the dropped original could not be removed from the inbox.
     public var originalNote: String?
+    /// QuickScan Pro: why the scanner gave its verdict (NULL for legacy verdicts).
+    public var verdictReason: String?
+    /// QuickScan Pro: the scanner's confidence that the file is malicious, 0–100.
+    public var maliciousConfidence: Int64?
+    /// QuickScan Pro: the file type the scanner found.
+    public var fileType: String?
+    /// QuickScan Pro's whole result as JSON text, when asked for (`results --details`).
+    public var details: String?
 
     init(_ row: SQLiteRow) {
         fileID = row.int("file_id") ?? 0
@@ -112,6 +124,10 @@ public struct ResultRow: Sendable, Equatable {
         state = row.string("state") ?? ""
         pendingReason = row.string("pending_reason")
         originalNote = row.string("original_note")
+        verdictReason = row.string("verdict_reason")
+        maliciousConfidence = row.int("malicious_confidence")
+        fileType = row.string("file_type")
+        details = row.string("details")
     }
 
     /// The values in ``columns`` order; NULL stays `.null`.
@@ -121,6 +137,7 @@ public struct ResultRow: Sendable, Equatable {
             .integer(fileID), .text(path), text(sha256), .integer(size), .text(outcome), text(verdict), text(error),
             text(scanID), text(scannedAt), text(disposedTo), .integer(cached ? 1 : 0), .text(discoveredAt), .text(updatedAt),
             .text(state), text(pendingReason), text(originalNote),
+            text(verdictReason), maliciousConfidence.map(SQLiteValue.integer) ?? .null, text(fileType),
         ]
     }
 }
@@ -312,7 +329,14 @@ public final class ResultsReader {
             conditions.append("sha256 = ?")
             arguments.append(sha.lowercased())
         }
-        var sql = "SELECT \(ResultRow.columns.joined(separator: ", ")) FROM results"
+        // A database the worker has not opened since an upgrade lacks the newest columns: NULL.
+        let present = Set(try db.query("PRAGMA table_info(results)").compactMap { $0.string("name") })
+        var selected = ResultRow.columns.map { present.contains($0) ? $0 : "NULL AS \($0)" }
+        if filter.details {
+            let hasDetails = try db.query("PRAGMA table_info(files)").contains { $0.string("name") == "details" }
+            selected.append(hasDetails ? "(SELECT f.details FROM files f WHERE f.id = results.file_id) AS details" : "NULL AS details")
+        }
+        var sql = "SELECT \(selected.joined(separator: ", ")) FROM results"
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += " ORDER BY file_id"
         if let limit = filter.limit {

@@ -129,6 +129,37 @@ public actor WorkerStore {
             CREATE INDEX volumes_finished ON volumes (finished_at) WHERE state IN ('done','failed');
             CREATE INDEX volume_members_sha256 ON volume_members (sha256);
             """),
+        // QuickScan Pro: which API holds a sample's upload and gave its verdict (NULL: legacy
+        // Quick Scan), which API a volume (a Pro scan is a volume of one sample) went to, a
+        // scan result still to delete (DeleteScanResult), and what an analyst needs of a Pro
+        // verdict on the sample and on each file it decided (NULL for legacy verdicts).
+        .init("005-quickscan-pro", """
+            ALTER TABLE samples ADD COLUMN upload_api TEXT;
+            ALTER TABLE samples ADD COLUMN verdict_api TEXT;
+            ALTER TABLE samples ADD COLUMN verdict_reason TEXT;
+            ALTER TABLE samples ADD COLUMN malicious_confidence INTEGER;
+            ALTER TABLE samples ADD COLUMN file_type TEXT;
+            ALTER TABLE samples ADD COLUMN details TEXT;
+            ALTER TABLE volumes ADD COLUMN api TEXT;
+            ALTER TABLE volumes ADD COLUMN result_delete_pending INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE files ADD COLUMN verdict_reason TEXT;
+            ALTER TABLE files ADD COLUMN malicious_confidence INTEGER;
+            ALTER TABLE files ADD COLUMN file_type TEXT;
+            ALTER TABLE files ADD COLUMN details TEXT;
+            DROP VIEW results;
+            CREATE VIEW results AS
+                SELECT f.id AS file_id, f.path, f.sha256, f.size, f.outcome, f.verdict,
+                       CASE WHEN f.outcome = 'not_scanned' THEN f.reason || COALESCE(': ' || f.error, '') ELSE f.error END AS error,
+                       f.scan_id,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.scanned_at, 'unixepoch') AS scanned_at,
+                       CASE WHEN f.state = 'disposed' THEN f.disposed_to END AS disposed_to, f.cached,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.discovered_at, 'unixepoch') AS discovered_at,
+                       strftime('%Y-%m-%dT%H:%M:%SZ', f.updated_at, 'unixepoch') AS updated_at,
+                       f.state, f.pending_reason, f.original_note,
+                       f.verdict_reason, f.malicious_confidence, f.file_type
+                FROM files f WHERE f.state IN ('decided','disposing','disposed');
+            CREATE INDEX volumes_result_delete ON volumes (id) WHERE result_delete_pending = 1;
+            """),
     ])
 
     public init(path: String) throws {
@@ -375,19 +406,22 @@ public actor WorkerStore {
 
     /// Gives a file its final outcome (verdict, not scanned, or a cached verdict).
     public func decide(_ id: Int64, outcome: Outcome, reason: NotScannedReason? = nil, verdict: String? = nil,
-                       error: String? = nil, scanID: String? = nil, scannedAt: Double? = nil, cached: Bool = false) throws {
+                       error: String? = nil, scanID: String? = nil, scannedAt: Double? = nil, cached: Bool = false,
+                       details: ScanDetails? = nil) throws {
         try db.transaction {
             try decideInTransaction(id, from: [.discovered, .hashed, .uploaded], outcome: outcome, reason: reason, verdict: verdict,
-                                    error: error, scanID: scanID, scannedAt: scannedAt, cached: cached)
+                                    error: error, scanID: scanID, scannedAt: scannedAt, cached: cached, details: details)
         }
     }
 
     private func decideInTransaction(_ id: Int64, from: [FileState], outcome: Outcome, reason: NotScannedReason?, verdict: String?,
-                                     error: String?, scanID: String?, scannedAt: Double?, cached: Bool) throws {
+                                     error: String?, scanID: String?, scannedAt: Double?, cached: Bool, details: ScanDetails? = nil) throws {
         let detail = [outcome.rawValue, reason?.rawValue, verdict, cached ? "cached" : nil].compactMap { $0 }.joined(separator: " ")
         try moveFile(id, from: from, to: .decided, set: [
             ("outcome", outcome.rawValue), ("reason", reason?.rawValue), ("verdict", verdict), ("error", error),
             ("scan_id", scanID), ("scanned_at", scannedAt), ("cached", cached), ("decided_run", runID),
+            ("verdict_reason", details?.verdictReason), ("malicious_confidence", details?.maliciousConfidence.map(Int64.init)),
+            ("file_type", details?.fileType), ("details", details?.json),
         ], detail: detail)
         // Same transaction as the verdict: a crash cannot keep the verdict and lose its notice.
         try enqueueNotification(fileID: id, outcome: outcome, reason: reason, verdict: verdict, error: error, scanID: scanID)
@@ -482,13 +516,18 @@ public actor WorkerStore {
     static func sample(_ row: SQLiteRow) -> SampleRecord {
         SampleRecord(sha256: row.string("sha256")!, uploadedAt: row.double("uploaded_at"), deletedAt: row.double("deleted_at"),
                      verdict: row.string("verdict"), error: row.string("error"), scannedAt: row.double("scanned_at"),
-                     scanID: row.string("scan_id"), volumeID: row.int("volume_id"), attempts: Int(row.int("attempts") ?? 0))
+                     scanID: row.string("scan_id"), volumeID: row.int("volume_id"), attempts: Int(row.int("attempts") ?? 0),
+                     uploadAPI: row.string("upload_api").flatMap(ScanAPI.init) ?? .quickscan,
+                     verdictAPI: row.string("verdict_api").flatMap(ScanAPI.init) ?? .quickscan,
+                     details: ScanDetails(verdictReason: row.string("verdict_reason"), maliciousConfidence: row.int("malicious_confidence").map(Int.init),
+                                          fileType: row.string("file_type"), json: row.string("details")).nonEmpty)
     }
 
     /// The API holds the sample: hashed files with this content move to uploaded.
-    public func markUploaded(_ sha256: String) throws {
+    public func markUploaded(_ sha256: String, api: ScanAPI = .quickscan) throws {
         try db.transaction {
-            try db.run("UPDATE samples SET uploaded_at = ?, deleted_at = NULL WHERE sha256 = ?", [Self.now(), sha256])
+            try db.run("UPDATE samples SET uploaded_at = ?, deleted_at = NULL, upload_api = ? WHERE sha256 = ?",
+                       [Self.now(), api == .quickscan ? nil : api.rawValue, sha256])
             try event("sample", sha256, from: nil, to: "uploaded")
             for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'hashed'", [sha256]) {
                 try moveFile(row.int("id")!, from: [.hashed], to: .uploaded)
@@ -520,6 +559,30 @@ public actor WorkerStore {
             """, [limit]).compactMap { $0.string("sha256") }
     }
 
+    /// `falcon.api` is `api` from now on. Work in flight on the other API cannot move over (its
+    /// scans live there): refused, naming the key. Files waiting for a scan of content uploaded
+    /// to the other API only go back to `hashed`, to be uploaded to this one.
+    public func useAPI(_ api: ScanAPI) throws {
+        let other = api == .quickscan ? "COALESCE(api, 'quickscan') != 'quickscan'" : "COALESCE(api, 'quickscan') != '\(api.rawValue)'"
+        let inFlight = Int(try db.queryOne("SELECT COUNT(*) AS n FROM volumes WHERE state IN ('submitting','submitted') AND \(other)")?.int("n") ?? 0)
+        if inFlight > 0 {
+            throw WorkerFailure(.configuration, """
+                falcon.api is \(api.rawValue), but \(inFlight) scan(s) started on the other API are still in flight: \
+                finish them with the old falcon.api (run --once) before switching
+                """)
+        }
+        let uploadedElsewhere = api == .quickscan ? "s.upload_api IS NOT NULL AND s.upload_api != 'quickscan'"
+                                                  : "COALESCE(s.upload_api, 'quickscan') != '\(api.rawValue)'"
+        try db.transaction {
+            for row in try db.query("""
+                SELECT f.id FROM files f JOIN samples s ON s.sha256 = f.sha256
+                WHERE f.state = 'uploaded' AND s.volume_id IS NULL AND \(uploadedElsewhere)
+                """) {
+                try moveFile(row.int("id")!, from: [.uploaded], to: .hashed, detail: "falcon.api is now \(api.rawValue): upload there")
+            }
+        }
+    }
+
     /// Age in seconds of the oldest sample waiting for a volume.
     public func oldestAwaitingSince() throws -> Double? {
         try db.queryOne("""
@@ -532,21 +595,29 @@ public actor WorkerStore {
     // MARK: volumes
 
     /// Records the intent to submit exactly `samples` (before ScanSamples is called).
-    public func createVolumeIntent(samples: [String]) throws -> Int64 {
-        try durableTransaction {
-            try db.run("INSERT INTO volumes (state, intent_at) VALUES ('submitting', ?)", [Self.now()])
-            let id = db.lastInsertRowID
-            for sha in samples {
-                try db.run("INSERT INTO volume_members (volume_id, sha256) VALUES (?, ?)", [id, sha])
-                guard try db.run("UPDATE samples SET volume_id = ?, attempts = attempts + 1 WHERE sha256 = ? AND volume_id IS NULL", [id, sha]) == 1 else {
-                    throw StaleTransition(entity: "sample", id: sha, expected: "no active volume")
-                }
+    public func createVolumeIntent(samples: [String], api: ScanAPI = .quickscan) throws -> Int64 {
+        try durableTransaction { try volumeIntentInTransaction(samples: samples, api: api) }
+    }
+
+    /// Records many intents in one durable transaction (QuickScan Pro: one scan per sample).
+    public func createVolumeIntents(_ groups: [[String]], api: ScanAPI) throws -> [Int64] {
+        guard !groups.isEmpty else { return [] }
+        return try durableTransaction { try groups.map { try volumeIntentInTransaction(samples: $0, api: api) } }
+    }
+
+    private func volumeIntentInTransaction(samples: [String], api: ScanAPI) throws -> Int64 {
+        try db.run("INSERT INTO volumes (state, intent_at, api) VALUES ('submitting', ?, ?)", [Self.now(), api == .quickscan ? nil : api.rawValue])
+        let id = db.lastInsertRowID
+        for sha in samples {
+            try db.run("INSERT INTO volume_members (volume_id, sha256) VALUES (?, ?)", [id, sha])
+            guard try db.run("UPDATE samples SET volume_id = ?, attempts = attempts + 1 WHERE sha256 = ? AND volume_id IS NULL", [id, sha]) == 1 else {
+                throw StaleTransition(entity: "sample", id: sha, expected: "no active volume")
             }
-            // The volume's attempt: the highest submission count among its samples.
-            try db.run("UPDATE volumes SET attempt = (SELECT MAX(attempts) FROM samples WHERE volume_id = ?) WHERE id = ?", [id, id])
-            try event("volume", String(id), from: nil, to: VolumeState.submitting.rawValue, detail: "\(samples.count) samples")
-            return id
         }
+        // The volume's attempt: the highest submission count among its samples.
+        try db.run("UPDATE volumes SET attempt = (SELECT MAX(attempts) FROM samples WHERE volume_id = ?) WHERE id = ?", [id, id])
+        try event("volume", String(id), from: nil, to: VolumeState.submitting.rawValue, detail: "\(samples.count) samples")
+        return id
     }
 
     private func moveVolume(_ id: Int64, from: VolumeState, to: VolumeState, set columns: [(String, any SQLiteBindable)] = [], detail: String? = nil) throws {
@@ -588,24 +659,52 @@ public actor WorkerStore {
 
     /// A finished volume: verdicts go to samples, files waiting on them are decided.
     /// Samples the scan did not report go back to the queue, or fail after `maxAttempts`.
+    /// A volume's scan is done: each member gets its verdict (and, from QuickScan Pro, its
+    /// details), and the files waiting on it are decided, in one transaction. A member without
+    /// a verdict is queued again (or fails after `maxAttempts`). With `deleteResult` the scan's
+    /// stored result is marked for DeleteScanResult.
     public func completeVolume(_ id: Int64, scanID: String, results: [String: (verdict: String?, error: String?)],
-                               maxAttempts: Int, deleteSamples: Bool) throws {
+                               maxAttempts: Int, deleteSamples: Bool, api: ScanAPI = .quickscan, likelyBenign: Outcome = .clean,
+                               details: [String: ScanDetails] = [:], deleteResult: Bool = false) throws {
         try db.transaction {
-            try moveVolume(id, from: .submitted, to: .done, set: [("finished_at", Self.now())])
+            try moveVolume(id, from: .submitted, to: .done, set: [("finished_at", Self.now()), ("result_delete_pending", deleteResult)])
             let scannedAt = Self.now()
             for sha in try members(ofVolume: id) {
                 guard let result = results[sha], let verdict = result.verdict, !verdict.isEmpty else {
                     try releaseSample(sha, volume: id, maxAttempts: maxAttempts, why: "the scan \(scanID) returned no verdict for it")
                     continue
                 }
-                try db.run("UPDATE samples SET verdict = ?, error = ?, scanned_at = ?, scan_id = ?, volume_id = NULL, delete_pending = ? WHERE sha256 = ?",
-                           [verdict, result.error, scannedAt, scanID, deleteSamples, sha])
+                let more = details[sha]
+                try db.run("""
+                    UPDATE samples SET verdict = ?, error = ?, scanned_at = ?, scan_id = ?, volume_id = NULL, delete_pending = ?,
+                        verdict_api = ?, verdict_reason = ?, malicious_confidence = ?, file_type = ?, details = ?
+                    WHERE sha256 = ?
+                    """,
+                    [verdict, result.error, scannedAt, scanID, deleteSamples, api == .quickscan ? nil : api.rawValue,
+                     more?.verdictReason, more?.maliciousConfidence.map(Int64.init), more?.fileType, more?.json, sha])
                 try event("sample", sha, from: "queued", to: "scanned", detail: verdict)
-                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: result.error)
+                let (outcome, reason) = VerdictMapping.outcome(verdict: verdict, error: result.error, api: api, likelyBenign: likelyBenign)
                 for row in try db.query("SELECT id FROM files WHERE sha256 = ? AND state = 'uploaded'", [sha]) {
                     try decideInTransaction(row.int("id")!, from: [.uploaded], outcome: outcome, reason: reason, verdict: verdict,
-                                            error: result.error, scanID: scanID, scannedAt: scannedAt, cached: false)
+                                            error: result.error, scanID: scanID, scannedAt: scannedAt, cached: false, details: more)
                 }
+            }
+        }
+    }
+
+    /// Scan ids whose stored results wait for DeleteScanResult.
+    public func scanResultsPendingDeletion(limit: Int = 1000) throws -> [(volume: Int64, scanID: String)] {
+        try db.query("SELECT id, scan_id FROM volumes WHERE result_delete_pending = 1 AND scan_id IS NOT NULL ORDER BY id LIMIT ?", [limit])
+            .compactMap { row in row.string("scan_id").map { (row.int("id")!, $0) } }
+    }
+
+    /// The API confirmed DeleteScanResult for these volumes' scans.
+    public func markScanResultsDeleted(_ volumes: [Int64]) throws {
+        guard !volumes.isEmpty else { return }
+        try db.transaction {
+            for id in volumes {
+                try db.run("UPDATE volumes SET result_delete_pending = 0 WHERE id = ?", [id])
+                try event("volume", String(id), from: "done", to: "done", detail: "scan result deleted")
             }
         }
     }
