@@ -2,13 +2,15 @@
 """Crash torture: SIGKILL `quickscan run --once` at random moments until it completes, then
 check every invariant. Standard library only.
 
-  scripts/torture [--files 2000] [--min-kills 50] [--seed 1] [--fault SPEC]... [--keep]
+  scripts/torture [--files 2000] [--min-kills 50] [--seed 1] [--api quickscan|quickscanpro]
+                  [--fault SPEC]... [--keep]
 
 Invariants checked after the final run:
   * every file of the inbox has exactly one final outcome, in the folder of its outcome, with
     identical bytes (SHA-256 recomputed), and nothing is left in the inbox or in the custody
     spool (every move disposition: the worker takes each file into custody);
-  * no sha256 was submitted in two volumes (read back from the emulator with the CLI);
+  * no sha256 was submitted in two volumes (quickscan), or scanned twice (quickscanpro: one
+    LaunchScan per sha256), as the API saw it (read back from the emulator with the CLI);
   * the event log agrees with the final state of every file version;
   * the run's exit code is 1 (the inbox holds threats).
 Prints one summary line; exits 1 on any violation.
@@ -85,13 +87,15 @@ def main():
     ap.add_argument("--min-kills", type=int, default=50)
     ap.add_argument("--max-kill-delay", type=float, default=0.5, help="seconds; kills land in [0.02, this]")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--api", choices=["quickscan", "quickscanpro"], default="quickscan", help="falcon.api of the worker")
     ap.add_argument("--fault", action="append", default=None, help="emulator fault spec (repeatable)")
     ap.add_argument("--binary", default=os.environ.get("QUICKSCAN_BIN", ".build/debug/quickscan"))
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
+    pro = a.api == "quickscanpro"
     faults = a.fault if a.fault is not None else [
-        "latency:ms=3", "lost-response:op=ScanSamples,every=5", "5xx:status=503,every=23",
-        "drop:every=31,op=UploadSampleV3", "429:retry-after=1,every=97"]
+        "latency:ms=3", f"lost-response:op={'LaunchScan' if pro else 'ScanSamples'},every=5", "5xx:status=503,every=23",
+        f"drop:every=31,op={'UploadFileQuickScanPro' if pro else 'UploadSampleV3'}", "429:retry-after=1,every=97"]
     rng = random.Random(a.seed)
     work = tempfile.mkdtemp(prefix="quickscan-torture-")
     inbox = os.path.join(work, "inbox")
@@ -99,7 +103,7 @@ def main():
     expected = make_inbox(inbox, a.files, rng)
     config = os.path.join(work, "config.json")
     with open(config, "w") as f:
-        json.dump({"inboxes": [{"path": "inbox"}], "settle_seconds": 0, "database": "db.sqlite",
+        json.dump({"falcon": {"api": a.api}, "inboxes": [{"path": "inbox"}], "settle_seconds": 0, "database": "db.sqlite",
                    "volume": {"max_samples": 50, "max_wait_seconds": 0},
                    "scan": {"poll_interval_seconds": 0.05, "timeout_seconds": 120, "max_attempts": 5},
                    "disposition": {"clean": {"action": "move", "to": "clean"},
@@ -165,16 +169,23 @@ def main():
         volumes = db.execute("SELECT COUNT(*) FROM volumes WHERE state = 'done'").fetchone()[0]
         adopted = db.execute("SELECT COUNT(*) FROM events WHERE entity = 'volume' AND detail LIKE 'adopted%'").fetchone()[0]
 
-        # No sha256 in two volumes, as the API saw it.
-        ids = cli_json(a.binary, env, "submissions", "--limit", "5000")["resources"]
+        # No sha256 in two volumes (or two Pro scans), as the API saw it.
         seen = {}
-        for i in range(0, len(ids), 100):
-            for scan in cli_json(a.binary, env, "scans", *ids[i:i + 100]).get("resources", []):
-                for sample in scan.get("samples", []):
-                    seen[sample["sha256"]] = seen.get(sample["sha256"], 0) + 1
+        if pro:
+            ids = cli_json(a.binary, env, "pro", "query", "--filter", "", "--limit", "5000")["resources"]
+            for i in range(0, len(ids), 100):
+                for scan in cli_json(a.binary, env, "pro", "results", *ids[i:i + 100]).get("resources", []):
+                    sha = scan.get("scan", {}).get("sha256")
+                    seen[sha] = seen.get(sha, 0) + 1
+        else:
+            ids = cli_json(a.binary, env, "submissions", "--limit", "5000")["resources"]
+            for i in range(0, len(ids), 100):
+                for scan in cli_json(a.binary, env, "scans", *ids[i:i + 100]).get("resources", []):
+                    for sample in scan.get("samples", []):
+                        seen[sample["sha256"]] = seen.get(sample["sha256"], 0) + 1
         double = [s for s, n in seen.items() if n > 1]
         if double:
-            problems.append(f"{len(double)} sha256 submitted in two volumes")
+            problems.append(f"{len(double)} sha256 {'scanned twice' if pro else 'submitted in two volumes'}")
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait()
@@ -182,7 +193,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     status = "OK" if not problems else f"FAILED ({len(problems)} problems)"
-    print(f"torture: {status} files={len(expected)} kills={kills} runs={runs} exit={final} "
+    print(f"torture: {status} api={a.api} files={len(expected)} kills={kills} runs={runs} exit={final} "
           f"clean={outcomes.get('clean', 0)} threat={outcomes.get('threat', 0)} not_scanned={outcomes.get('not_scanned', 0)} "
           f"volumes={volumes} scans_on_api={len(ids)} adopted_after_crash={adopted} elapsed={elapsed:.1f}s seed={a.seed} "
           f"faults={','.join(faults) or 'none'}")

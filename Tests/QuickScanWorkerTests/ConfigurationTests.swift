@@ -24,6 +24,20 @@ import TestSupport
         #expect(config.disposition[.threat]?.action == .move)
     }
 
+    @Test func theScanningAPIAndItsLimits() throws {
+        let legacy = try parse(#"{}"#)
+        #expect(legacy.api == .quickscan)
+        #expect(legacy.fileSizeLimit == (36_700_160, "scan.max_file_bytes"))
+        let pro = try parse(#"{"falcon":{"api":"quickscanpro"},"scan":{"likely_benign":"threat"},"delete_scan_results_after_scan":true}"#)
+        #expect(pro.api == .quickscanpro)
+        #expect(pro.fileSizeLimit == (268_435_456, "scan.max_file_bytes"))
+        #expect(pro.likelyBenign == .threat)
+        #expect(pro.deleteScanResultsAfterScan)
+        let small = try parse(#"{"falcon":{"api":"quickscanpro"},"max_file_bytes":1000}"#)
+        #expect(small.fileSizeLimit == (1000, "max_file_bytes"))
+        #expect(pro.effectiveJSON().contains(#""api" : "quickscanpro""#))
+    }
+
     @Test func relativePathsResolveAgainstTheConfigFolder() throws {
         let c = try parse(#"{"inboxes":[{"path":"in"}],"database":"q.sqlite","disposition":{"clean":{"action":"move","to":"ok"}}}"#)
         #expect(c.inboxes.first?.path == "/base/in")
@@ -41,6 +55,9 @@ import TestSupport
         (#"{"disposition":{"threat":{"action":"move"}}}"#, "disposition.threat.to is required"),
         (#"{"disposition":{"threat":{"action":"shred"}}}"#, "disposition.threat.action must be one of"),
         (#"{"falcon":{"cloud":"mars"}}"#, "falcon.cloud: mars"),
+        (#"{"falcon":{"api":"quickscan2"}}"#, "falcon.api: quickscan2 is not one of quickscan, quickscanpro"),
+        (#"{"scan":{"likely_benign":"maybe"}}"#, "scan.likely_benign: maybe is not one of clean, threat"),
+        (#"{"scan":{"max_file_bytes":0}}"#, "scan.max_file_bytes must be at least 1"),
         (#"{"inboxes":[{"recursive":true}]}"#, "inboxes[0].path is required"),
         (#"{"log":{"format":"xml"}}"#, "log.format must be text or json"),
         (#"[1]"#, "config must be a JSON object"),
