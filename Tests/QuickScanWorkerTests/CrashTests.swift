@@ -33,9 +33,9 @@ struct CrashTests {
         return expected.mapValues { (folder: $0.0, bytes: $0.1) }
     }
 
-    func writeConfig(_ ws: Workspace) throws -> String {
+    func writeConfig(_ ws: Workspace, api: String = "quickscan") throws -> String {
         let config = """
-            {"inboxes":[{"path":"inbox"}],"settle_seconds":0,"database":"db.sqlite",
+            {"falcon":{"api":"\(api)"},"inboxes":[{"path":"inbox"}],"settle_seconds":0,"database":"db.sqlite",
              "volume":{"max_samples":4,"max_wait_seconds":0},"scan":{"poll_interval_seconds":0.05,"timeout_seconds":120,"max_attempts":3},
              "disposition":{"clean":{"action":"move","to":"clean"},"threat":{"action":"move","to":"quarantine"},"not_scanned":{"action":"move","to":"failed"}},
              "log":{"level":"error"}}
@@ -92,6 +92,32 @@ struct CrashTests {
             #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)
             let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
             #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API created was adopted, none submitted twice (\(point))")
+        }
+    }
+
+    /// The QuickScan Pro backend at the points where it differs (upload, LaunchScan intent,
+    /// LaunchScan sent): nothing lost, and no content scanned twice.
+    @Test(arguments: ["uploaded", "volume-intent", "volume-sent"])
+    func crashAtANamedPointOnQuickScanPro(point: String) async throws {
+        let ws = try Workspace()
+        let expected = try Self.makeInbox(ws)
+        let config = try writeConfig(ws, api: "quickscanpro")
+        try await withEmulator({ $0.scanPollsUntilDone = 1 }) { emulator in
+            let baseURL = emulator.baseURL
+            var crashes = 0
+            for n in [1, 3, 7] {
+                let status = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil, crashAt: "\(point):\(n)") }
+                if status == nil { crashes += 1 }
+            }
+            #expect(crashes >= 1, "the point \(point) was reached")
+            let final = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil) }
+            #expect(final.map { [0, 1, 2].contains($0) } == true, "\(point): exit \(final.map(String.init) ?? "killed")")
+            try verifyInvariants(ws, expected: expected)
+            #expect(emulator.stats.scanSamplesCalls == 0)
+            let scans = try await ProPipelineTests.scansPerSHA(emulator)
+            #expect(scans.values.allSatisfy { $0 == 1 }, "one scan per content (\(point)): \(scans)")
+            let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
+            #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API started was adopted (\(point))")
         }
     }
 
