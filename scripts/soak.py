@@ -11,12 +11,21 @@ to the last (issue: watch mode's memory stays flat over a long life). Standard l
 import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, tempfile, time
 
 
-def vm_hwm_kb(pid):
+def status_kb(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def vm_hwm_kb(pid):
+    return status_kb(pid, "VmHWM")
+
+
+def breakdown(pid):
+    """Where the resident memory is now: anonymous (heap), file-backed, shared (SQLite's -shm)."""
+    return " ".join(f"{k}={status_kb(pid, k) / 1024:.1f}" for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"))
 
 
 def main():
@@ -25,6 +34,7 @@ def main():
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--binary", default=os.environ.get("QUICKSCAN_BIN", ".build/release/quickscan"))
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--verbose", action="store_true", help="print the figures after every batch")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="quickscan-soak-")
     inbox, db = os.path.join(work, "inbox"), os.path.join(work, "db.sqlite")
@@ -70,7 +80,10 @@ def main():
             shutil.rmtree(os.path.join(work, "clean", f"b{b}"), ignore_errors=True)  # keep the disk flat, not the worker
             if b in marks:
                 peaks[marks[b]] = vm_hwm_kb(worker.pid) / 1024
-                print(f"soak: after the {marks[b]} batch ({target} files, {time.time() - started:.0f} s): peak RSS {peaks[marks[b]]:.1f} MB", flush=True)
+                print(f"soak: after the {marks[b]} batch ({target} files, {time.time() - started:.0f} s): peak RSS {peaks[marks[b]]:.1f} MB "
+                      f"(now MB: {breakdown(worker.pid)})", flush=True)
+            elif a.verbose:
+                print(f"soak: batch {b}: peak RSS {vm_hwm_kb(worker.pid) / 1024:.1f} MB (now MB: {breakdown(worker.pid)})", flush=True)
     finally:
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(timeout=60)

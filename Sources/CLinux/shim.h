@@ -3,18 +3,13 @@
 // Linux calls Swift cannot make directly (variadic syscall(2), renameat2 constants).
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef SYS_openat2
 #define SYS_openat2 437
-/// syncfs(2) (glibc declares it only with _GNU_SOURCE): flushes the file system holding `fd`;
-/// one call makes a whole batch of spool copies durable.
-static inline int quickscan_syncfs(int fd) {
-    return (int)syscall(SYS_syncfs, fd);
-}
-
 #endif
 
 /// openat2(2) with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`: `path` is
@@ -33,6 +28,17 @@ static inline int quickscan_openat2_beneath(int dirfd, const char *path, uint64_
 /// one call makes a whole batch of spool copies durable.
 static inline int quickscan_syncfs(int fd) {
     return (int)syscall(SYS_syncfs, fd);
+}
+
+/// glibc's allocator: at most `n` arenas (each thread that contends would otherwise get its
+/// own, and memory freed in one is not reused by another).
+static inline int quickscan_malloc_arena_max(int n) {
+    return mallopt(M_ARENA_MAX, n);
+}
+
+/// glibc's allocator: gives free memory back to the kernel, from every arena.
+static inline int quickscan_malloc_trim(void) {
+    return malloc_trim(0);
 }
 
 #endif

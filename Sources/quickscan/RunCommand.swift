@@ -71,6 +71,7 @@ struct RunCommand: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
+        HeapMemory.limitArenas()
         var settings: WorkerConfiguration
         do {
             settings = try loadSettings()
