@@ -30,10 +30,12 @@ static inline int quickscan_syncfs(int fd) {
     return (int)syscall(SYS_syncfs, fd);
 }
 
-/// glibc's allocator: at most `n` arenas (each thread that contends would otherwise get its
-/// own, and memory freed in one is not reused by another).
-static inline int quickscan_malloc_arena_max(int n) {
-    return mallopt(M_ARENA_MAX, n);
+/// glibc's allocator: at most `arenas` arenas (each thread that contends would otherwise get
+/// its own, and memory freed in one is not reused by another), and a fixed mmap threshold:
+/// blocks of at least `mmap_bytes` are mapped and unmapped on their own (glibc otherwise raises
+/// the threshold after each such free, and large short-lived buffers then fragment the heap).
+static inline int quickscan_malloc_tune(int arenas, int mmap_bytes) {
+    return mallopt(M_ARENA_MAX, arenas) && mallopt(M_MMAP_THRESHOLD, mmap_bytes);
 }
 
 /// glibc's allocator: gives free memory back to the kernel, from every arena.

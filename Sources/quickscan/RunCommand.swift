@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
-        HeapMemory.limitArenas()
+        HeapMemory.tune()
         var settings: WorkerConfiguration
         do {
             settings = try loadSettings()

@@ -73,9 +73,28 @@ struct CrashTests {
     /// it is reached), then a clean run: the same invariants hold.
     @Test(arguments: ["hashed", "uploaded", "volume-intent", "volume-sent", "disposal-begun", "linked", "placed", "source-removed"])
     func crashAtANamedPoint(point: String) async throws {
+        try await crashAt(point, api: "quickscan") { emulator, ws in
+            #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)
+        }
+    }
+
+    /// The QuickScan Pro backend at the points where it differs (upload, LaunchScan intent,
+    /// LaunchScan sent): nothing lost, and no content scanned twice.
+    @Test(arguments: ["uploaded", "volume-intent", "volume-sent"])
+    func crashAtANamedPointOnQuickScanPro(point: String) async throws {
+        try await crashAt(point, api: "quickscanpro") { emulator, ws in
+            #expect(emulator.stats.scanSamplesCalls == 0)
+            let scans = try await ProPipelineTests.scansPerSHA(emulator)
+            #expect(scans.values.allSatisfy { $0 == 1 }, "one scan per content (\(point)): \(scans)")
+        }
+    }
+
+    /// Crashes at `point` the 1st, 3rd and 7th time it is reached, then runs to the end; the
+    /// invariants hold, every scan the API created was adopted, and `check` adds the backend's own.
+    func crashAt(_ point: String, api: String, check: (FalconEmulator, Workspace) async throws -> Void) async throws {
         let ws = try Workspace()
         let expected = try Self.makeInbox(ws)
-        let config = try writeConfig(ws)
+        let config = try writeConfig(ws, api: api)
         try await withEmulator({ $0.scanPollsUntilDone = 1 }) { emulator in
             let baseURL = emulator.baseURL
             var crashes = 0
@@ -89,35 +108,9 @@ struct CrashTests {
             // they decided themselves, so the last run may report 0, 1 (threats) or 2 (images).
             #expect(final.map { [0, 1, 2].contains($0) } == true, "\(point): exit \(final.map(String.init) ?? "killed")")
             try verifyInvariants(ws, expected: expected)
-            #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)
             let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
-            #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API created was adopted, none submitted twice (\(point))")
-        }
-    }
-
-    /// The QuickScan Pro backend at the points where it differs (upload, LaunchScan intent,
-    /// LaunchScan sent): nothing lost, and no content scanned twice.
-    @Test(arguments: ["uploaded", "volume-intent", "volume-sent"])
-    func crashAtANamedPointOnQuickScanPro(point: String) async throws {
-        let ws = try Workspace()
-        let expected = try Self.makeInbox(ws)
-        let config = try writeConfig(ws, api: "quickscanpro")
-        try await withEmulator({ $0.scanPollsUntilDone = 1 }) { emulator in
-            let baseURL = emulator.baseURL
-            var crashes = 0
-            for n in [1, 3, 7] {
-                let status = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil, crashAt: "\(point):\(n)") }
-                if status == nil { crashes += 1 }
-            }
-            #expect(crashes >= 1, "the point \(point) was reached")
-            let final = try await onDedicatedThread { try Self.runWorker(config: config, baseURL: baseURL, killAfter: nil) }
-            #expect(final.map { [0, 1, 2].contains($0) } == true, "\(point): exit \(final.map(String.init) ?? "killed")")
-            try verifyInvariants(ws, expected: expected)
-            #expect(emulator.stats.scanSamplesCalls == 0)
-            let scans = try await ProPipelineTests.scansPerSHA(emulator)
-            #expect(scans.values.allSatisfy { $0 == 1 }, "one scan per content (\(point)): \(scans)")
-            let volumes = try SQLiteConnection(path: ws.database).query("SELECT COUNT(*) AS n FROM volumes WHERE state = 'done'").first?.int("n") ?? 0
-            #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API started was adopted (\(point))")
+            #expect(Int(volumes) == emulator.stats.scansCreated, "every scan the API created was adopted, none started twice (\(point), \(api))")
+            try await check(emulator, ws)
         }
     }
 

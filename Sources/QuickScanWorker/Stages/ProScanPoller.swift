@@ -8,7 +8,9 @@ import Foundation
 /// is queued again, bounded by `scan.max_attempts`.
 actor ProScanPoller: ScanWatcher {
     let context: StageContext
-    private(set) var nextPoll = -Double.infinity
+    private var schedule = PollSchedule()
+    /// When the next GetScanResult is due.
+    var nextPoll: Double { schedule.next }
     /// Statuses seen that are neither `done` nor a known running or failure status: logged once.
     private var statusesLogged: Set<String> = []
 
@@ -22,10 +24,7 @@ actor ProScanPoller: ScanWatcher {
     func run(force: Bool) async throws {
         let (store, config) = (context.store, context.config)
         let volumes = try await store.volumes(in: .submitted)
-        guard !volumes.isEmpty else { return }
-        guard force || context.now() >= nextPoll else { return }
-        let youngest = volumes.map { $0.submittedAt ?? $0.intentAt }.max() ?? context.now()
-        nextPoll = context.now() + Decisions.scanPollDelay(age: context.now() - youngest, interval: config.scanPollIntervalSeconds)
+        guard schedule.take(volumes, force: force, now: context.now(), interval: config.scanPollIntervalSeconds) else { return }
         let response: FalconResponse<QuickScanProScan>
         do {
             response = try await context.client.getQuickScanProResults(ids: volumes.compactMap(\.scanID))
@@ -43,7 +42,7 @@ actor ProScanPoller: ScanWatcher {
     }
 
     func volumeSubmitted() {
-        nextPoll = min(nextPoll, context.now() + Decisions.scanPollDelay(age: 0, interval: context.config.scanPollIntervalSeconds))
+        schedule.scanStarted(now: context.now(), interval: context.config.scanPollIntervalSeconds)
     }
 
     private func apply(_ volume: VolumeRecord, scanID: String, scan: QuickScanProScan?) async throws {

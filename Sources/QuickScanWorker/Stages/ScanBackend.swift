@@ -29,3 +29,23 @@ extension VolumeSubmitter: ScanStarter {
 }
 
 extension ScanPoller: ScanWatcher {}
+
+/// When the next poll is due: soon after a scan starts, then backing off with the age of the
+/// youngest scan in flight to every `scan.poll_interval_seconds` (`Decisions.scanPollDelay`).
+/// Scans found in flight at start are polled at once.
+struct PollSchedule {
+    private(set) var next = -Double.infinity
+
+    /// Whether a poll of `volumes` is due now (always with `force`); if so, schedules the next.
+    mutating func take(_ volumes: [VolumeRecord], force: Bool, now: Double, interval: Double) -> Bool {
+        guard !volumes.isEmpty, force || now >= next else { return false }
+        let youngest = volumes.map { $0.submittedAt ?? $0.intentAt }.max() ?? now
+        next = now + Decisions.scanPollDelay(age: now - youngest, interval: interval)
+        return true
+    }
+
+    /// A scan was just started: poll soon, whatever the cadence of older scans.
+    mutating func scanStarted(now: Double, interval: Double) {
+        next = min(next, now + Decisions.scanPollDelay(age: 0, interval: interval))
+    }
+}

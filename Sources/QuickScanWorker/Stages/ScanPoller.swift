@@ -6,8 +6,9 @@ import Foundation
 /// finished scan's verdicts go to its samples and the files waiting on them.
 actor ScanPoller {
     let context: StageContext
-    /// When the next GetScans is due (volumes found in flight at start are polled at once).
-    private(set) var nextPoll = -Double.infinity
+    private var schedule = PollSchedule()
+    /// When the next GetScans is due.
+    var nextPoll: Double { schedule.next }
 
     init(context: StageContext) {
         self.context = context
@@ -19,10 +20,7 @@ actor ScanPoller {
     func run(force: Bool) async throws {
         let (store, config) = (context.store, context.config)
         let volumes = try await store.volumes(in: .submitted)
-        guard !volumes.isEmpty else { return }
-        guard force || context.now() >= nextPoll else { return }
-        let youngest = volumes.map { $0.submittedAt ?? $0.intentAt }.max() ?? context.now()
-        nextPoll = context.now() + Decisions.scanPollDelay(age: context.now() - youngest, interval: config.scanPollIntervalSeconds)
+        guard schedule.take(volumes, force: force, now: context.now(), interval: config.scanPollIntervalSeconds) else { return }
         for chunk in stride(from: 0, to: volumes.count, by: 100).map({ Array(volumes[$0..<min($0 + 100, volumes.count)]) }) {
             let response: FalconResponse<ScanResult>
             do {
@@ -44,7 +42,7 @@ actor ScanPoller {
 
     /// A volume was just submitted: poll it soon, whatever the cadence of older volumes.
     func volumeSubmitted() {
-        nextPoll = min(nextPoll, context.now() + Decisions.scanPollDelay(age: 0, interval: context.config.scanPollIntervalSeconds))
+        schedule.scanStarted(now: context.now(), interval: context.config.scanPollIntervalSeconds)
     }
 
     private func apply(_ volume: VolumeRecord, _ response: FalconResponse<ScanResult>) async throws {
