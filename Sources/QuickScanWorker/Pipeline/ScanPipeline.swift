@@ -179,7 +179,7 @@ public final class ScanPipeline: Sendable {
             if passes % 100 == 0 { await policy.prune(keeping: Set(try await store.pendingIDs())) }
             // Freed heap goes back to the kernel now and then, so each batch's peak starts
             // from the live heap rather than from what earlier batches left free (HeapMemory).
-            if ContinuousClock.now - trimmedAt >= .seconds(5) {
+            if ContinuousClock.now - trimmedAt >= .seconds(1) {
                 trimmedAt = ContinuousClock.now
                 HeapMemory.trim()
             }
