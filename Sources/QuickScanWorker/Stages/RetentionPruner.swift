@@ -9,8 +9,24 @@ public struct PruneReport: Sendable, Equatable, CustomStringConvertible {
     public var transactions = 0
     public var longestTransactionSeconds = 0.0
     public var seconds = 0.0
+    /// Where the time went: each phase (files, volumes, samples, space, checkpoint) with its
+    /// time in transactions and its number of transactions, and the pauses between them.
+    public var phases: [Phase] = []
+    public var pausedSeconds = 0.0
 
     public init() {}
+
+    public struct Phase: Sendable, Equatable {
+        public var name: String
+        public var seconds = 0.0
+        public var transactions = 0
+    }
+
+    /// One line: each phase's time and transactions, and the pauses.
+    public var timings: String {
+        (phases.map { "\($0.name) \(String(format: "%.2f", $0.seconds)) s/\($0.transactions)" } + ["paused \(String(format: "%.2f", pausedSeconds)) s"])
+            .joined(separator: ", ")
+    }
 
     public var description: String {
         "removed \(files) files, \(events) events, \(volumes) volumes, \(samples) samples; " +
@@ -49,19 +65,26 @@ public struct RetentionPruner: Sendable {
         }
         let cutoff = now - olderThan
         var chunk = 1000
+        var phase = ""
         func timed<T>(_ body: () async throws -> T) async throws -> T {
             let t0 = ContinuousClock.now
             let result = try await body()
             let elapsed = Self.seconds(ContinuousClock.now - t0)
+            if report.phases.last?.name != phase { report.phases.append(.init(name: phase)) }
+            report.phases[report.phases.count - 1].seconds += elapsed
+            report.phases[report.phases.count - 1].transactions += 1
             report.transactions += 1
             report.longestTransactionSeconds = max(report.longestTransactionSeconds, elapsed)
             // Adaptive: about a tenth of the budget per transaction.
             if elapsed > maxLockSeconds * 0.15 { chunk = max(50, chunk / 2) } else if elapsed < maxLockSeconds / 20 { chunk = min(50_000, chunk * 2) }
             // SQLite's lock is not fair: a pause after each transaction lets another writer
             // (a watcher in another process, whose busy handler polls) take its turn.
+            let p0 = ContinuousClock.now
             try await Task.sleep(for: pauseBetweenTransactions)
+            report.pausedSeconds += Self.seconds(ContinuousClock.now - p0)
             return result
         }
+        phase = "files"
         while true {
             try Task.checkCancellation()
             let size = chunk
@@ -71,6 +94,7 @@ public struct RetentionPruner: Sendable {
             if files < size { break }
             await Task.yield()
         }
+        phase = "volumes"
         while true {
             try Task.checkCancellation()
             let size = chunk
@@ -80,6 +104,7 @@ public struct RetentionPruner: Sendable {
         }
         // Samples: older than the prune cutoff and than the verdict cache's TTL.
         let sampleCutoff = min(cutoff, now - config.verdictCacheTTLHours * 3600)
+        phase = "samples"
         while true {
             try Task.checkCancellation()
             let size = chunk
@@ -88,6 +113,7 @@ public struct RetentionPruner: Sendable {
             if n < size { break }
         }
         // Space: free pages back to the file system, 500 pages (2 MB) at a time.
+        phase = "space"
         let before = try await store.spaceInfo()
         if before.autoVacuum == 2 {
             var left = before.freePages
@@ -104,12 +130,13 @@ public struct RetentionPruner: Sendable {
             logger.notice("free pages are reused but not returned to the file system: run quickscan prune --vacuum once (locks the database while it runs)",
                           metadata: ["db.free_pages": "\(before.freePages)"])
         }
+        phase = "checkpoint"
         try await timed { try await store.checkpoint() }
         report.seconds = Self.seconds(ContinuousClock.now - started)
         logger.info("pruned", metadata: [
             "prune.files": "\(report.files)", "prune.events": "\(report.events)", "prune.volumes": "\(report.volumes)",
             "prune.samples": "\(report.samples)", "prune.pages_reclaimed": "\(report.pagesReclaimed)",
-            "prune.longest_transaction_seconds": "\(report.longestTransactionSeconds)",
+            "prune.longest_transaction_seconds": "\(report.longestTransactionSeconds)", "prune.timings": "\(report.timings)",
         ])
         return report
     }
