@@ -129,6 +129,11 @@ public actor WorkerStore {
             CREATE INDEX volumes_finished ON volumes (finished_at) WHERE state IN ('done','failed');
             CREATE INDEX volume_members_sha256 ON volume_members (sha256);
             """),
+        // The samples in a volume in flight (volume_id is cleared when the volume is done): the
+        // volumes' prune and createVolumeIntent looked them up by scanning every sample.
+        .init("005-samples-in-volume", """
+            CREATE INDEX samples_volume ON samples (volume_id) WHERE volume_id IS NOT NULL;
+            """),
     ])
 
     public init(path: String) throws {
