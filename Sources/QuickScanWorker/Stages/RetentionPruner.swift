@@ -9,8 +9,9 @@ public struct PruneReport: Sendable, Equatable, CustomStringConvertible {
     public var transactions = 0
     public var longestTransactionSeconds = 0.0
     public var seconds = 0.0
-    /// Where the time went: each phase (files, volumes, samples, space, checkpoint) with its
-    /// time in transactions and its number of transactions, and the pauses between them.
+    /// Where the time went: each phase (files, volumes, samples, space) with its time in
+    /// transactions and its number of transactions, and the pauses between them (WAL
+    /// checkpoints included).
     public var phases: [Phase] = []
     public var pausedSeconds = 0.0
 
@@ -53,9 +54,9 @@ public struct RetentionPruner: Sendable {
     /// in 0.05 s, 15,515 in 0.83 s), while incremental_vacuum takes time for every free page,
     /// more the longer the free list (151,082 free pages: 69 s in 303 steps).
     public var vacuumLivePagesAtMost = 4000
-    /// Free time for other writers after each transaction: as long as SQLite's busy handler
-    /// sleeps between two tries at most (100 ms), so a writer in another process that waits
-    /// is sure to find the lock free once.
+    /// Free time for other writers after each transaction (the WAL checkpoint runs in it):
+    /// as long as SQLite's busy handler sleeps between two tries at most (100 ms), so a writer
+    /// in another process that waits is sure to find the lock free once.
     public var pauseBetweenTransactions: Duration = .milliseconds(110)
 
     public init(store: WorkerStore, config: WorkerConfiguration, logger: Logger) {
@@ -74,8 +75,9 @@ public struct RetentionPruner: Sendable {
         let cutoff = now - olderThan
         let target = maxLockSeconds * transactionShare
         var phase = ""
-        /// Runs one transaction and returns its result and how long it took (the lock's hold
-        /// time plus, after the commit, WAL checkpointing: an overestimate), then pauses.
+        /// Runs one transaction and returns its result and how long it took, then leaves the
+        /// lock to others for `pauseBetweenTransactions`: checkpointing the WAL first (other
+        /// writers may write meanwhile), then sleeping the rest.
         func timed<T>(_ body: () async throws -> T) async throws -> (T, Double) {
             let t0 = ContinuousClock.now
             let result = try await body()
@@ -89,7 +91,9 @@ public struct RetentionPruner: Sendable {
             // SQLite's lock is not fair: a pause after each transaction lets another writer
             // (a watcher in another process, whose busy handler polls) take its turn.
             let p0 = ContinuousClock.now
-            try await Task.sleep(for: pauseBetweenTransactions)
+            try await store.checkpoint()
+            let rest = pauseBetweenTransactions - (ContinuousClock.now - p0)
+            if rest > .zero { try await Task.sleep(for: rest) }
             report.pausedSeconds += Self.seconds(ContinuousClock.now - p0)
             return (result, elapsed)
         }
@@ -161,8 +165,6 @@ public struct RetentionPruner: Sendable {
             logger.notice("free pages are reused but not returned to the file system: run quickscan prune --vacuum once (locks the database while it runs)",
                           metadata: ["db.free_pages": "\(before.freePages)"])
         }
-        phase = "checkpoint"
-        _ = try await timed { try await store.checkpoint() }
         report.seconds = Self.seconds(ContinuousClock.now - started)
         logger.info("pruned", metadata: [
             "prune.files": "\(report.files)", "prune.events": "\(report.events)", "prune.volumes": "\(report.volumes)",

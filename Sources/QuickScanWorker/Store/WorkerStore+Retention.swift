@@ -10,41 +10,38 @@ extension WorkerStore {
     /// nothing else holds them (as `pruneSamples`). One transaction; returns what it removed.
     public func pruneFiles(before cutoff: Double, limit: Int, samplesBefore sampleCutoff: Double? = nil) throws
         -> (files: Int, events: Int, samples: Int) {
-        // Set-based, through a temporary list of ids: a few statements per chunk instead of
-        // three per file.
-        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
-        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_shas (sha256 TEXT PRIMARY KEY)")
-        return try withoutForeignKeyChecks {
-            try db.transaction {
-                try db.run("DELETE FROM temp.prune_ids")
-                try db.run("DELETE FROM temp.prune_shas")
-                let files = try db.run("""
-                    INSERT INTO temp.prune_ids (id)
-                    SELECT id FROM files INDEXED BY files_final_age
-                    WHERE state IN ('disposed','superseded') AND updated_at < ?
-                      AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.file_id = files.id AND o.delivered_at IS NULL)
-                    ORDER BY updated_at LIMIT ?
-                    """, [cutoff, limit])
-                guard files > 0 else { return (0, 0, 0) }
-                let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_ids)")
-                try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_ids)")
-                if sampleCutoff != nil {
-                    try db.run("""
-                        INSERT OR IGNORE INTO temp.prune_shas (sha256)
-                        SELECT sha256 FROM files WHERE id IN (SELECT id FROM temp.prune_ids) AND sha256 IS NOT NULL
-                        """)
-                }
-                try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_ids)")
-                try db.run("DELETE FROM temp.prune_ids")
-                let samples = try sampleCutoff.map { cutoff in
-                    try db.run("""
-                        DELETE FROM temp.prune_shas
-                        WHERE NOT EXISTS (SELECT 1 FROM samples s WHERE s.sha256 = prune_shas.sha256 AND \(Self.prunableSample))
-                        """, [cutoff])
-                    return try deleteListedSamples()
-                } ?? 0
-                return (files, events, samples)
+        // Set-based, through temporary lists (the files, then the samples that may go): a few
+        // statements per chunk instead of three per file.
+        try db.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS prune_files (id INTEGER PRIMARY KEY, sha256 TEXT);
+            CREATE TEMP TABLE IF NOT EXISTS prune_samples (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
+            """)
+        return try pruneTransaction {
+            try db.run("DELETE FROM temp.prune_files")
+            try db.run("DELETE FROM temp.prune_samples")
+            let files = try db.run("""
+                INSERT INTO temp.prune_files (id, sha256)
+                SELECT id, sha256 FROM files INDEXED BY files_final_age
+                WHERE state IN ('disposed','superseded') AND updated_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.file_id = files.id AND o.delivered_at IS NULL)
+                ORDER BY updated_at LIMIT ?
+                """, [cutoff, limit])
+            guard files > 0 else { return (0, 0, 0) }
+            let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_files)")
+            try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_files)")
+            try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_files)")
+            var samples = 0
+            if let sampleCutoff {
+                // After the files are gone: a sample another file still uses stays.
+                try db.run("""
+                    INSERT OR IGNORE INTO temp.prune_samples (id, sha256)
+                    SELECT s.rowid, s.sha256 FROM temp.prune_files p CROSS JOIN samples s ON s.sha256 = p.sha256
+                    WHERE \(Self.prunableSample)
+                    """, [sampleCutoff])
+                samples = try deleteListedSamples()
             }
+            try db.run("DELETE FROM temp.prune_files")
+            return (files, events, samples)
         }
     }
 
@@ -59,38 +56,45 @@ extension WorkerStore {
           AND NOT EXISTS (SELECT 1 FROM volume_members m WHERE m.sha256 = s.sha256)
         """
 
-    /// Deletes the samples listed in temp.prune_shas (checked by the caller, in this
+    /// Deletes the samples listed in temp.prune_samples (checked by the caller, in this
     /// transaction) and their events; empties the list; returns how many.
     private func deleteListedSamples() throws -> Int {
-        guard let n = try db.queryOne("SELECT COUNT(*) AS n FROM temp.prune_shas")?.int("n"), n > 0 else { return 0 }
-        try db.run("DELETE FROM events WHERE entity = 'sample' AND entity_id IN (SELECT sha256 FROM temp.prune_shas)")
-        try db.run("DELETE FROM samples WHERE sha256 IN (SELECT sha256 FROM temp.prune_shas)")
-        try db.run("DELETE FROM temp.prune_shas")
+        guard let n = try db.queryOne("SELECT COUNT(*) AS n FROM temp.prune_samples")?.int("n"), n > 0 else { return 0 }
+        try db.run("""
+            DELETE FROM events WHERE rowid IN (
+                SELECT e.rowid FROM temp.prune_samples p CROSS JOIN events e ON e.entity = 'sample' AND e.entity_id = p.sha256)
+            """)
+        try db.run("DELETE FROM samples WHERE rowid IN (SELECT id FROM temp.prune_samples)")
+        try db.run("DELETE FROM temp.prune_samples")
         return Int(n)
     }
 
-    /// Runs `body` (outside any transaction) with foreign key enforcement off: for deletes
-    /// whose transaction checks the references itself (`prunableSample`), where SQLite would
-    /// look each one up a second time.
-    private func withoutForeignKeyChecks<T>(_ body: () throws -> T) throws -> T {
-        try db.execute("PRAGMA foreign_keys = OFF")
+    /// One prune transaction, with this connection's automatic checkpoint and foreign key
+    /// enforcement off while it runs:
+    /// - the caller checkpoints after it (`checkpoint()`), in the time it leaves other writers
+    ///   anyway, instead of inside the commit's call;
+    /// - the deletes check the references themselves (`prunableSample`), and SQLite would look
+    ///   each one up a second time.
+    /// Both are set back before it returns (a watcher shares this connection in watch mode).
+    private func pruneTransaction<T>(_ body: () throws -> T) throws -> T {
+        try db.execute("PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0")
         let result: T
         do {
-            result = try body()
+            result = try db.transaction(body)
         } catch {
-            // The body's error is the one to report; turning the checks back on only sets a
-            // flag outside a transaction, and is tried again below on the next call's way out.
-            try? db.execute("PRAGMA foreign_keys = ON")
+            // The transaction's error is the one to report; setting the two back only sets
+            // flags outside a transaction and cannot fail for another reason than that error.
+            try? db.execute("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = \(SQLiteConnection.autoCheckpointPages)")
             throw error
         }
-        try db.execute("PRAGMA foreign_keys = ON")
+        try db.execute("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = \(SQLiteConnection.autoCheckpointPages)")
         return result
     }
 
     /// Removes up to `limit` volumes finished before `cutoff` that no sample points at, with
     /// their members and events. Returns the volumes removed.
     public func pruneVolumes(before cutoff: Double, limit: Int) throws -> Int {
-        try db.transaction {
+        try pruneTransaction {
             let ids = try db.query("""
                 SELECT id FROM volumes INDEXED BY volumes_finished
                 WHERE state IN ('done','failed') AND finished_at < ?
@@ -111,18 +115,16 @@ extension WorkerStore {
     /// the next `limit` samples after rowid `after`, in rowid order. Returns the samples
     /// removed and the last rowid looked at (nil: none left to look at).
     public func pruneSamples(before cutoff: Double, limit: Int, after: Int64 = 0) throws -> (removed: Int, last: Int64?) {
-        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_shas (sha256 TEXT PRIMARY KEY)")
-        return try withoutForeignKeyChecks {
-            try db.transaction {
-                try db.run("DELETE FROM temp.prune_shas")
-                guard let last = try db.queryOne("SELECT MAX(rowid) AS last FROM (SELECT rowid FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?)",
-                                                 [after, limit])?.int("last") else { return (0, nil) }
-                try db.run("""
-                    INSERT INTO temp.prune_shas (sha256)
-                    SELECT sha256 FROM samples s WHERE s.rowid > ? AND s.rowid <= ? AND \(Self.prunableSample)
-                    """, [after, last, cutoff])
-                return (try deleteListedSamples(), last)
-            }
+        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_samples (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL)")
+        return try pruneTransaction {
+            try db.run("DELETE FROM temp.prune_samples")
+            guard let last = try db.queryOne("SELECT MAX(rowid) AS last FROM (SELECT rowid FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+                                             [after, limit])?.int("last") else { return (0, nil) }
+            try db.run("""
+                INSERT INTO temp.prune_samples (id, sha256)
+                SELECT s.rowid, s.sha256 FROM samples s WHERE s.rowid > ? AND s.rowid <= ? AND \(Self.prunableSample)
+                """, [after, last, cutoff])
+            return (try deleteListedSamples(), last)
         }
     }
 
@@ -130,7 +132,7 @@ extension WorkerStore {
     /// returns the free pages left.
     public func reclaimSpace(pages: Int) throws -> Int {
         guard try db.queryOne("PRAGMA auto_vacuum")?.int("auto_vacuum") == 2 else { return 0 }
-        try db.execute("PRAGMA incremental_vacuum(\(pages))")
+        try pruneTransaction { try db.execute("PRAGMA incremental_vacuum(\(pages))") }
         return Int(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") ?? 0)
     }
 
