@@ -8,6 +8,9 @@ public final class SQLiteConnection {
     public let path: String
     private var statementCache: [String: SQLiteStatement] = [:]
 
+    /// Checkpoint every ~16 MB of WAL instead of 4 MB: large batches rewrite fewer pages.
+    public static let autoCheckpointPages = 4000
+
     /// Opens (creating if needed) the database at `path` with WAL, a busy timeout and foreign keys on.
     /// - Parameters:
     ///   - followSymlinks: false (the default) refuses a symlink anywhere in `path`
@@ -35,8 +38,7 @@ public final class SQLiteConnection {
             }
             try execute("PRAGMA journal_mode = WAL")
             try execute("PRAGMA synchronous = NORMAL")
-            // Checkpoint every ~16 MB of WAL instead of 4 MB: large batches rewrite fewer pages.
-            try execute("PRAGMA wal_autocheckpoint = 4000")
+            try execute("PRAGMA wal_autocheckpoint = \(Self.autoCheckpointPages)")
             try execute("PRAGMA foreign_keys = ON")
             // A corrupt or truncated file often opens fine and fails on first real use.
             if let check = try queryOne("PRAGMA quick_check").flatMap({ $0.values.first }), check != .text("ok") {

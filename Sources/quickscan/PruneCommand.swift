@@ -60,7 +60,9 @@ struct PruneCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
+            let opening = ContinuousClock.now
             let store = try WorkerStore(path: path)
+            let opened = ContinuousClock.now - opening
             let pruner = RetentionPruner(store: store, config: settings, logger: logger)
             if vacuum {
                 try await store.vacuumIntoIncrementalMode()
@@ -69,6 +71,7 @@ struct PruneCommand: AsyncParsableCommand {
             if let olderThan, let seconds = TimeExpression.duration(olderThan) {
                 let report = try await pruner.prune(olderThan: seconds)
                 print("pruned: \(report)")
+                print("timings: open \(opened.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 2)))), \(report.timings)")
             }
             if cloud {
                 let client = try makeClient(settings, logger: logger)

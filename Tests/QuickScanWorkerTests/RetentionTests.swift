@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
-import QuickScanWorker
+@testable import QuickScanWorker
 import SQLiteKit
 import Testing
 import TestSupport
@@ -141,5 +141,84 @@ struct RetentionTests {
         #expect(report.quarantineDeleted == 1)
         #expect(!FileManager.default.fileExists(atPath: copy))
         #expect(try db.queryOne("SELECT detail FROM events WHERE entity = 'file' AND entity_id = '1' ORDER BY id DESC LIMIT 1")?.string("detail")?.contains("deleted by retention") == true)
+    }
+}
+
+/// What a prune must leave of the samples its files used, and the shared connection as it was.
+@Suite(.timeLimit(.minutes(3)))
+struct RetentionSampleTests {
+    static let day = 86_400.0
+
+    static func sha(_ c: Character) -> String { String(repeating: c, count: 64) }
+
+    @Test func samplesGoWithTheirFilesOnlyWhenNothingElseHoldsThem() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/db.sqlite"
+        let store = try WorkerStore(path: path)
+        let db = try SQLiteConnection(path: path)
+        let now = Date().timeIntervalSince1970
+        let long = now - 100 * Self.day
+        try db.transaction {
+            try db.run("INSERT INTO volumes (id, state, scan_id, intent_at, submitted_at) VALUES (7, 'submitted', 'scan-in-flight', ?, ?)", [long, long])
+            // a: also used by a file disposed yesterday; b: only by an old file (goes);
+            // c: left in the cloud (waits for prune --cloud); d: in a volume in flight.
+            for (c, uploaded, volume) in [("a", nil, nil), ("b", nil, nil), ("c", long, nil), ("d", nil, 7)] as [(Character, Double?, Int64?)] {
+                try db.run("INSERT INTO samples (sha256, size, verdict, scanned_at, uploaded_at, volume_id) VALUES (?, 10, 'no specific threat', ?, ?, ?)",
+                           [Self.sha(c), long, uploaded, volume])
+            }
+            for (id, c, at) in [(1, "a", long), (2, "a", now - Self.day), (3, "b", long), (4, "c", long), (5, "d", long)] as [(Int64, Character, Double)] {
+                try db.run("""
+                    INSERT INTO files (id, path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, outcome, verdict, disposed_to, discovered_at, updated_at)
+                    VALUES (?, ?, '/in', ?, 10, 0, 0, 'disposed', ?, 'clean', 'no specific threat', ?, ?, ?)
+                    """, [id, "/in/\(id)", id, Self.sha(c), "/clean/\(id)", at, at])
+                try db.run("INSERT INTO events (at, entity, entity_id, to_state) VALUES (?, 'file', ?, 'disposed')", [at, String(id)])
+            }
+            try db.run("INSERT INTO events (at, entity, entity_id, to_state) VALUES (?, 'sample', ?, 'scanned')", [long, Self.sha("b")])
+        }
+        var logger = Logger(label: "prune-test")
+        logger.logLevel = .warning
+        var config = WorkerConfiguration()
+        config.database = path
+        let report = try await RetentionPruner(store: store, config: config, logger: logger).prune(olderThan: 30 * Self.day)
+
+        #expect(report.files == 4 && report.samples == 1)
+        #expect(try db.query("SELECT id FROM files").compactMap { $0.int("id") } == [2])
+        #expect(Set(try db.query("SELECT sha256 FROM samples").compactMap { $0.string("sha256") }) == [Self.sha("a"), Self.sha("c"), Self.sha("d")])
+        #expect(try db.query("SELECT 1 FROM events WHERE entity = 'sample'").isEmpty)
+        #expect(try db.query("SELECT file_id FROM results").compactMap { $0.int("file_id") } == [2])
+        #expect(try db.query("PRAGMA foreign_key_check").isEmpty)
+        // The store's connection (shared with the watcher) enforces foreign keys and
+        // checkpoints by itself again.
+        #expect(try await store.pragma("foreign_keys") == 1)
+        #expect(try await store.pragma("wal_autocheckpoint") == Int64(SQLiteConnection.autoCheckpointPages))
+    }
+
+    /// With many pages still in use the free pages go back in incremental_vacuum steps.
+    @Test func spaceGoesBackInStepsWhenMuchIsLeft() async throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.path + "/db.sqlite"
+        let (keep, _) = try RetentionTests.fill(path, old: 5000)
+        let store = try WorkerStore(path: path)
+        var logger = Logger(label: "prune-test")
+        logger.logLevel = .warning
+        var config = WorkerConfiguration()
+        config.database = path
+        var pruner = RetentionPruner(store: store, config: config, logger: logger)
+        pruner.vacuumLivePagesAtMost = 0
+        let report = try await pruner.prune(olderThan: 30 * Self.day)
+        #expect(report.files == 5000 && report.samples == 5000)
+        #expect(report.pagesReclaimed > 0)
+        #expect(report.phases.first { $0.name == "space" }.map { $0.transactions >= 1 } == true)
+        let db = try SQLiteConnection(path: path)
+        #expect(Set(try db.query("SELECT id FROM files").compactMap { $0.int("id") }) == keep)
+        #expect(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") == 0)
+        #expect(try db.queryOne("PRAGMA integrity_check")?.string("integrity_check") == "ok")
+    }
+}
+
+extension WorkerStore {
+    /// A pragma's value on the store's own connection.
+    func pragma(_ name: String) throws -> Int64? {
+        try db.queryOne("PRAGMA \(name)")?.int(name)
     }
 }

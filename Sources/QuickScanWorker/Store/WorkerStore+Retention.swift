@@ -6,33 +6,95 @@ import SQLiteKit
 extension WorkerStore {
     /// Removes up to `limit` files finished (disposed or superseded) before `cutoff`, with
     /// their events and delivered notifications. A file with an undelivered notification stays.
-    /// One transaction; returns the files and events removed.
-    public func pruneFiles(before cutoff: Double, limit: Int) throws -> (files: Int, events: Int) {
-        // Set-based, through a temporary list of ids: a few statements per chunk instead of
-        // three per file.
-        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
-        return try db.transaction {
-            try db.run("DELETE FROM temp.prune_ids")
+    /// With `samplesBefore`, the samples of those files go in the same transaction when
+    /// nothing else holds them (as `pruneSamples`). One transaction; returns what it removed.
+    public func pruneFiles(before cutoff: Double, limit: Int, samplesBefore sampleCutoff: Double? = nil) throws
+        -> (files: Int, events: Int, samples: Int) {
+        // Set-based, through temporary lists (the files, then the samples that may go): a few
+        // statements per chunk instead of three per file.
+        try db.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS prune_files (id INTEGER PRIMARY KEY, sha256 TEXT);
+            CREATE TEMP TABLE IF NOT EXISTS prune_samples (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
+            """)
+        return try pruneTransaction {
+            try db.run("DELETE FROM temp.prune_files")
+            try db.run("DELETE FROM temp.prune_samples")
             let files = try db.run("""
-                INSERT INTO temp.prune_ids (id)
-                SELECT id FROM files INDEXED BY files_final_age
+                INSERT INTO temp.prune_files (id, sha256)
+                SELECT id, sha256 FROM files INDEXED BY files_final_age
                 WHERE state IN ('disposed','superseded') AND updated_at < ?
                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.file_id = files.id AND o.delivered_at IS NULL)
                 ORDER BY updated_at LIMIT ?
                 """, [cutoff, limit])
-            guard files > 0 else { return (0, 0) }
-            let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_ids)")
-            try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_ids)")
-            try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_ids)")
-            try db.run("DELETE FROM temp.prune_ids")
-            return (files, events)
+            guard files > 0 else { return (0, 0, 0) }
+            let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_files)")
+            try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_files)")
+            try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_files)")
+            var samples = 0
+            if let sampleCutoff {
+                // After the files are gone: a sample another file still uses stays.
+                try db.run("""
+                    INSERT OR IGNORE INTO temp.prune_samples (id, sha256)
+                    SELECT s.rowid, s.sha256 FROM temp.prune_files p CROSS JOIN samples s ON s.sha256 = p.sha256
+                    WHERE \(Self.prunableSample)
+                    """, [sampleCutoff])
+                samples = try deleteListedSamples()
+            }
+            try db.run("DELETE FROM temp.prune_files")
+            return (files, events, samples)
         }
+    }
+
+    /// The condition on a sample `s` that lets it go (one parameter: the cutoff): scanned (or
+    /// never scanned) before the cutoff, in no volume in flight, not left in the cloud (those
+    /// wait for `prune --cloud`), and no file or volume refers to it. Checked in the deleting
+    /// transaction, so foreign key checks on the delete would only repeat it.
+    static let prunableSample = """
+        COALESCE(s.scanned_at, 0) < ? AND s.volume_id IS NULL AND s.delete_pending = 0
+          AND NOT (s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256)
+          AND NOT EXISTS (SELECT 1 FROM volume_members m WHERE m.sha256 = s.sha256)
+        """
+
+    /// Deletes the samples listed in temp.prune_samples (checked by the caller, in this
+    /// transaction) and their events; empties the list; returns how many.
+    private func deleteListedSamples() throws -> Int {
+        guard let n = try db.queryOne("SELECT COUNT(*) AS n FROM temp.prune_samples")?.int("n"), n > 0 else { return 0 }
+        try db.run("""
+            DELETE FROM events WHERE rowid IN (
+                SELECT e.rowid FROM temp.prune_samples p CROSS JOIN events e ON e.entity = 'sample' AND e.entity_id = p.sha256)
+            """)
+        try db.run("DELETE FROM samples WHERE rowid IN (SELECT id FROM temp.prune_samples)")
+        try db.run("DELETE FROM temp.prune_samples")
+        return Int(n)
+    }
+
+    /// One prune transaction, with this connection's automatic checkpoint and foreign key
+    /// enforcement off while it runs:
+    /// - the caller checkpoints after it (`checkpoint()`), in the time it leaves other writers
+    ///   anyway, instead of inside the commit's call;
+    /// - the deletes check the references themselves (`prunableSample`), and SQLite would look
+    ///   each one up a second time.
+    /// Both are set back before it returns (a watcher shares this connection in watch mode).
+    private func pruneTransaction<T>(_ body: () throws -> T) throws -> T {
+        try db.execute("PRAGMA foreign_keys = OFF; PRAGMA wal_autocheckpoint = 0")
+        let result: T
+        do {
+            result = try db.transaction(body)
+        } catch {
+            // The transaction's error is the one to report; setting the two back only sets
+            // flags outside a transaction and cannot fail for another reason than that error.
+            try? db.execute("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = \(SQLiteConnection.autoCheckpointPages)")
+            throw error
+        }
+        try db.execute("PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = \(SQLiteConnection.autoCheckpointPages)")
+        return result
     }
 
     /// Removes up to `limit` volumes finished before `cutoff` that no sample points at, with
     /// their members and events. Returns the volumes removed.
     public func pruneVolumes(before cutoff: Double, limit: Int) throws -> Int {
-        try db.transaction {
+        try pruneTransaction {
             let ids = try db.query("""
                 SELECT id FROM volumes INDEXED BY volumes_finished
                 WHERE state IN ('done','failed') AND finished_at < ?
@@ -48,28 +110,21 @@ extension WorkerStore {
         }
     }
 
-    /// Removes up to `limit` samples no file or volume refers to, scanned (or never scanned)
-    /// before `cutoff`, and not left in the cloud (those wait for `prune --cloud`): the verdict
-    /// cache keeps every verdict younger than its TTL because the caller's cutoff is at most
-    /// now − TTL. Returns the samples removed.
-    public func pruneSamples(before cutoff: Double, limit: Int) throws -> Int {
-        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_shas (sha256 TEXT PRIMARY KEY)")
-        return try db.transaction {
-            try db.run("DELETE FROM temp.prune_shas")
-            let n = try db.run("""
-                INSERT INTO temp.prune_shas (sha256)
-                SELECT sha256 FROM samples s
-                WHERE COALESCE(s.scanned_at, 0) < ? AND s.volume_id IS NULL AND s.delete_pending = 0
-                  AND NOT (s.uploaded_at IS NOT NULL AND s.deleted_at IS NULL)
-                  AND NOT EXISTS (SELECT 1 FROM files f WHERE f.sha256 = s.sha256)
-                  AND NOT EXISTS (SELECT 1 FROM volume_members m WHERE m.sha256 = s.sha256)
-                LIMIT ?
-                """, [cutoff, limit])
-            guard n > 0 else { return 0 }
-            try db.run("DELETE FROM events WHERE entity = 'sample' AND entity_id IN (SELECT sha256 FROM temp.prune_shas)")
-            try db.run("DELETE FROM samples WHERE sha256 IN (SELECT sha256 FROM temp.prune_shas)")
-            try db.run("DELETE FROM temp.prune_shas")
-            return n
+    /// Removes the samples that may go (`prunableSample`: the verdict cache keeps every
+    /// verdict younger than its TTL because the caller's cutoff is at most now − TTL) among
+    /// the next `limit` samples after rowid `after`, in rowid order. Returns the samples
+    /// removed and the last rowid looked at (nil: none left to look at).
+    public func pruneSamples(before cutoff: Double, limit: Int, after: Int64 = 0) throws -> (removed: Int, last: Int64?) {
+        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_samples (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL)")
+        return try pruneTransaction {
+            try db.run("DELETE FROM temp.prune_samples")
+            guard let last = try db.queryOne("SELECT MAX(rowid) AS last FROM (SELECT rowid FROM samples WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+                                             [after, limit])?.int("last") else { return (0, nil) }
+            try db.run("""
+                INSERT INTO temp.prune_samples (id, sha256)
+                SELECT s.rowid, s.sha256 FROM samples s WHERE s.rowid > ? AND s.rowid <= ? AND \(Self.prunableSample)
+                """, [after, last, cutoff])
+            return (try deleteListedSamples(), last)
         }
     }
 
@@ -77,15 +132,23 @@ extension WorkerStore {
     /// returns the free pages left.
     public func reclaimSpace(pages: Int) throws -> Int {
         guard try db.queryOne("PRAGMA auto_vacuum")?.int("auto_vacuum") == 2 else { return 0 }
-        try db.execute("PRAGMA incremental_vacuum(\(pages))")
+        try pruneTransaction { try db.execute("PRAGMA incremental_vacuum(\(pages))") }
         return Int(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") ?? 0)
     }
 
-    /// Free pages and the auto-vacuum mode (0 none, 1 full, 2 incremental).
-    public func spaceInfo() throws -> (freePages: Int, pageSize: Int, autoVacuum: Int) {
+    /// Free pages, all pages, and the auto-vacuum mode (0 none, 1 full, 2 incremental).
+    public func spaceInfo() throws -> (freePages: Int, pageCount: Int, pageSize: Int, autoVacuum: Int) {
         (Int(try db.queryOne("PRAGMA freelist_count")?.int("freelist_count") ?? 0),
+         Int(try db.queryOne("PRAGMA page_count")?.int("page_count") ?? 0),
          Int(try db.queryOne("PRAGMA page_size")?.int("page_size") ?? 4096),
          Int(try db.queryOne("PRAGMA auto_vacuum")?.int("auto_vacuum") ?? 0))
+    }
+
+    /// Rewrites the database (VACUUM: one transaction, as long as the pages in use take to
+    /// copy; the auto-vacuum mode stays); returns its pages after.
+    public func vacuum() throws -> Int {
+        try db.execute("VACUUM")
+        return Int(try db.queryOne("PRAGMA page_count")?.int("page_count") ?? 0)
     }
 
     /// Rewrites the whole database in incremental auto-vacuum mode (VACUUM holds the write lock

@@ -160,6 +160,11 @@ public actor WorkerStore {
                 FROM files f WHERE f.state IN ('decided','disposing','disposed');
             CREATE INDEX volumes_result_delete ON volumes (id) WHERE result_delete_pending = 1;
             """),
+        // The samples in a volume in flight (volume_id is cleared when the volume is done): the
+        // volumes' prune and createVolumeIntent looked them up by scanning every sample.
+        .init("006-samples-in-volume", """
+            CREATE INDEX samples_volume ON samples (volume_id) WHERE volume_id IS NOT NULL;
+            """),
     ])
 
     public init(path: String) throws {
