@@ -160,6 +160,11 @@ struct RetentionSampleTests {
         let long = now - 100 * Self.day
         try db.transaction {
             try db.run("INSERT INTO volumes (id, state, scan_id, intent_at, submitted_at) VALUES (7, 'submitted', 'scan-in-flight', ?, ?)", [long, long])
+            // Done long ago, but its QuickScan Pro scan result is still to delete: it stays.
+            try db.run("""
+                INSERT INTO volumes (id, state, scan_id, intent_at, submitted_at, finished_at, api, result_delete_pending)
+                VALUES (8, 'done', 'pro-scan', ?, ?, ?, 'quickscanpro', 1)
+                """, [long, long, long])
             // a: also used by a file disposed yesterday; b: only by an old file (goes);
             // c: left in the cloud (waits for prune --cloud); d: in a volume in flight.
             for (c, uploaded, volume) in [("a", nil, nil), ("b", nil, nil), ("c", long, nil), ("d", nil, 7)] as [(Character, Double?, Int64?)] {
@@ -181,7 +186,8 @@ struct RetentionSampleTests {
         config.database = path
         let report = try await RetentionPruner(store: store, config: config, logger: logger).prune(olderThan: 30 * Self.day)
 
-        #expect(report.files == 4 && report.samples == 1)
+        #expect(report.files == 4 && report.samples == 1 && report.volumes == 0)
+        #expect(try db.query("SELECT id FROM volumes ORDER BY id").compactMap { $0.int("id") } == [7, 8])
         #expect(try db.query("SELECT id FROM files").compactMap { $0.int("id") } == [2])
         #expect(Set(try db.query("SELECT sha256 FROM samples").compactMap { $0.string("sha256") }) == [Self.sha("a"), Self.sha("c"), Self.sha("d")])
         #expect(try db.query("SELECT 1 FROM events WHERE entity = 'sample'").isEmpty)

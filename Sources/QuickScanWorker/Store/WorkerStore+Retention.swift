@@ -91,13 +91,14 @@ extension WorkerStore {
         return result
     }
 
-    /// Removes up to `limit` volumes finished before `cutoff` that no sample points at, with
+    /// Removes up to `limit` volumes finished before `cutoff` that no sample points at and
+    /// whose QuickScan Pro scan result is not waiting to be deleted (DeleteScanResult), with
     /// their members and events. Returns the volumes removed.
     public func pruneVolumes(before cutoff: Double, limit: Int) throws -> Int {
         try pruneTransaction {
             let ids = try db.query("""
                 SELECT id FROM volumes INDEXED BY volumes_finished
-                WHERE state IN ('done','failed') AND finished_at < ?
+                WHERE state IN ('done','failed') AND finished_at < ? AND result_delete_pending = 0
                   AND NOT EXISTS (SELECT 1 FROM samples s WHERE s.volume_id = volumes.id)
                 ORDER BY finished_at LIMIT ?
                 """, [cutoff, limit]).compactMap { $0.int("id") }
