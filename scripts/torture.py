@@ -8,7 +8,7 @@ check every invariant. Standard library only.
 Invariants checked after the final run:
   * every file of the inbox has exactly one final outcome, in the folder of its outcome, with
     identical bytes (SHA-256 recomputed), and nothing is left in the inbox or in the custody
-    spool (every move disposition: the worker takes each file into custody);
+    spool, file or journal (every move disposition: the worker takes each file into custody);
   * no sha256 was submitted in two volumes (quickscan), or scanned twice (quickscanpro: one
     LaunchScan per sha256), as the API saw it (read back from the emulator with the CLI);
   * the event log agrees with the final state of every file version;
@@ -146,9 +146,9 @@ def main():
         if filed != len(expected):
             problems.append(f"{filed} files filed for {len(expected)} taken")
         spool = os.path.join(work, "db.sqlite.spool")
-        stray = [n for n in os.listdir(spool) if n.endswith(".spool")] if os.path.isdir(spool) else []
+        stray = [n for n in os.listdir(spool) if n.endswith((".spool", ".journal"))] if os.path.isdir(spool) else []
         if stray:
-            problems.append(f"{len(stray)} copies left in the custody spool, e.g. {stray[0]}")
+            problems.append(f"{len(stray)} files or journals left in the custody spool, e.g. {stray[0]}")
 
         db = sqlite3.connect(os.path.join(work, "db.sqlite"))
         rows = db.execute("SELECT path, outcome FROM results").fetchall()

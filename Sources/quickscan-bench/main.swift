@@ -4,9 +4,9 @@
 //   quickscan-bench ingest INBOX DB      discover, settle (0 s), hash and record every file
 //   quickscan-bench idle-poll INBOX DB   one watcher poll over an already ingested inbox
 //   quickscan-bench ingest-custody INBOX DB
-//                                        the same as ingest with custody: every file copied
-//                                        into the spool while hashed, synced, recorded, and the
-//                                        original removed from INBOX
+//                                        the same as ingest with custody: every file taken
+//                                        into the spool (linked under a lease, or copied while
+//                                        hashed), synced, recorded, and gone from INBOX
 //
 // The last stdout line of each is one JSON object for the harness.
 

@@ -71,7 +71,7 @@ struct CrashTests {
 
     /// Each named point of the pipeline, crashed at deterministically (the 1st, 3rd and 7th time
     /// it is reached), then a clean run: the same invariants hold.
-    @Test(arguments: ["hashed", "uploaded", "volume-intent", "volume-sent", "disposal-begun", "linked", "placed", "source-removed"])
+    @Test(arguments: ["taken", "hashed", "uploaded", "volume-intent", "volume-sent", "disposal-begun", "linked", "placed", "source-removed"])
     func crashAtANamedPoint(point: String) async throws {
         try await crashAt(point, api: "quickscan") { emulator, ws in
             #expect(emulator.stats.scanSamplesCalls == emulator.stats.scansCreated)

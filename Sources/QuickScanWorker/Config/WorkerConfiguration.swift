@@ -83,7 +83,8 @@ public struct WorkerConfiguration: Sendable {
     /// start unless this is set.
     public var allowSharedDestinations: Bool = false
     /// `custody`: `auto` (default) takes dropped files into the worker's spool when every
-    /// outcome is moved or deleted; `off` scans in place.
+    /// outcome is moved or deleted, by a hard link under a read lease where it can, else by a
+    /// copy; `copy` always copies; `off` scans in place.
     public var custody: String = "auto"
     /// `spool`: the worker's own folder for files in custody (default: next to the database).
     public var spool: String?
@@ -177,7 +178,7 @@ public struct WorkerConfiguration: Sendable {
         c.allowDestinationInInbox = try r.bool("allow_destination_in_inbox") ?? false
         c.allowSharedDestinations = try r.bool("allow_shared_destinations") ?? false
         c.custody = try r.string("custody") ?? "auto"
-        guard ["auto", "off"].contains(c.custody) else { throw ConfigurationError("custody must be auto or off") }
+        guard ["auto", "copy", "off"].contains(c.custody) else { throw ConfigurationError("custody must be auto, copy or off") }
         c.spool = try r.string("spool").map(resolve)
         c.pollIntervalSeconds = try r.number("poll_interval_seconds", min: 0.05) ?? c.pollIntervalSeconds
         if let n = try r.number("max_file_bytes", min: 1) { c.maxFileBytes = Int64(n) }
@@ -423,8 +424,12 @@ extension WorkerConfiguration {
     /// Whether dropped files are taken into custody: every outcome is moved or deleted (the
     /// worker takes each file out of the inbox), and custody is not turned off.
     public var custodyEnabled: Bool {
-        custody == "auto" && Outcome.allCases.allSatisfy { (disposition[$0]?.action ?? .leave) != .leave }
+        custody != "off" && Outcome.allCases.allSatisfy { (disposition[$0]?.action ?? .leave) != .leave }
     }
+
+    /// Whether custody may take a file by linking it under a lease (`custody: auto`) rather
+    /// than always copying it (`custody: copy`).
+    public var custodyByLink: Bool { custody == "auto" }
 
     /// The spool folder: `spool`, or `DATABASE.spool` next to the database.
     /// The largest file scanned: `scan.max_file_bytes`, else the API's default.

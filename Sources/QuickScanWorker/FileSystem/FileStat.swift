@@ -12,8 +12,9 @@ public struct FileStat: Sendable, Equatable {
     public var identity: FileIdentity
     public var mode: UInt32
     public var device: UInt64
-    /// The owner's uid.
+    /// The owner's uid and group's gid.
     public var owner: UInt32 = 0
+    public var group: UInt32 = 0
 
     /// The device and inode: what a folder or file is, whatever path names it.
     public var node: FileNode { FileNode(device: device, inode: identity.inode) }
@@ -46,6 +47,7 @@ public struct FileStat: Sendable, Equatable {
         self.init(kind: kind, identity: FileIdentity(inode: UInt64(st.st_ino), size: Int64(st.st_size), mtimeNs: mtime, ctimeNs: ctime),
                   mode: UInt32(st.st_mode), device: UInt64(st.st_dev))
         owner = UInt32(st.st_uid)
+        group = UInt32(st.st_gid)
     }
 
     public init(kind: Kind, identity: FileIdentity, mode: UInt32, device: UInt64) {

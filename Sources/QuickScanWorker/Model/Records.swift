@@ -108,7 +108,9 @@ public struct StaleTransition: Error, CustomStringConvertible {
 }
 
 /// A file version hashed before its first record.
-/// With custody, `spool` is the worker's own copy that was hashed (and will be uploaded and filed).
-public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String, spool: String?)
+/// With custody, `spool` is the worker's own spool file that was hashed (and will be uploaded
+/// and filed); `taken` when its inbox name is gone already (taken by link), else the original
+/// is removed from the inbox once this is recorded.
+public typealias HashedFile = (path: String, inbox: String, identity: FileIdentity, sha256: String, spool: String?, taken: Bool)
 /// A file version recorded as not scanned at once, with why.
 public typealias UnscannableFile = (path: String, inbox: String, identity: FileIdentity, reason: NotScannedReason, error: String)

@@ -43,7 +43,7 @@ public final class ScanPipeline: Sendable {
         context = StageContext(config: config, store: store, client: client, fs: fileSystem, policy: policy, clock: clock,
                                logger: logger, hooks: hooks, metrics: metrics)
         let custodian = config.custodyEnabled ? SpoolCustodian(context: context) : nil
-        hasher = InboxHasher(threads: config.hashThreads, hooks: hooks, spool: custodian.map { _ in config.spoolFolder })
+        hasher = InboxHasher(threads: config.hashThreads, hooks: hooks, spool: custodian.map { _ in config.spoolFolder }, byLink: config.custodyByLink)
         watcher = DirectoryWatcher(context: context, hasher: hasher, custodian: custodian)
         self.custodian = custodian
         uploader = SampleUploader(context: context, watcher: watcher)
@@ -74,11 +74,13 @@ public final class ScanPipeline: Sendable {
         try await guarded {
             try context.config.checkPaths(fs: context.fs)
             if let custodian {
-                // The spool first: a crash may have left copies nobody recorded, and originals
-                // whose removal was not recorded.
+                // The spool first: a crash may have left files taken by link but not recorded
+                // (given back to the inbox), copies nobody recorded, and originals whose
+                // removal was not recorded.
                 try custodian.prepareSpool()
+                let unsettled = try await custodian.settleJournals()
                 _ = try await custodian.removeOriginals()
-                try await custodian.removeOrphans()
+                try await custodian.removeOrphans(keeping: unsettled)
             }
             await store.configureNotifications(outcomes: context.config.notify.outcomes, channels: context.config.notify.channels)
             await store.useMetrics(context.metrics)

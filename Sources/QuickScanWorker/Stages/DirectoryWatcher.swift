@@ -191,16 +191,21 @@ public actor DirectoryWatcher {
         }
         let batches = stride(from: 0, to: entries.count, by: Self.ingestBatch).map { $0..<min($0 + Self.ingestBatch, entries.count) }
         guard let first = batches.first else { return }
-        var hashing = hasher.start(entries[first].map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) })
+        func items(_ batch: Range<Int>) -> [InboxHasher.Item] {
+            entries[batch].map { InboxHasher.Item(path: $0.path, inbox: $0.inbox, stat: $0.stat) }
+        }
+        var hashing = hasher.start(items(first))
         for (index, batch) in batches.enumerated() {
+            let hashed = try await hashing.value
             // A shutdown between batches keeps what is recorded; the rest is found next run.
+            // The batch already read is recorded first: its files may have left the inbox.
             if index > 0 && Task.isCancelled {
-                for entry in entries[batch.lowerBound...] { forgetVersion(entry.path) }
+                try await record(entries[batch], hashed)
+                for entry in entries[batch.upperBound...] { forgetVersion(entry.path) }
                 throw CancellationError()
             }
-            let digests = try await hashing.value
-            if index + 1 < batches.count { hashing = hasher.start(entries[batches[index + 1]].map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) }) }
-            try await record(entries[batch], digests)
+            if index + 1 < batches.count { hashing = hasher.start(items(batches[index + 1])) }
+            try await record(entries[batch], hashed)
         }
     }
 
@@ -225,14 +230,14 @@ public actor DirectoryWatcher {
     }
 
     /// Records one hashed batch of newly taken files.
-    private func record(_ batch: ArraySlice<InboxEntry>, _ digests: [InboxHasher.Result]) async throws {
+    private func record(_ batch: ArraySlice<InboxEntry>, _ read: InboxHasher.Batch) async throws {
         var hashed: [HashedFile] = []
         hashed.reserveCapacity(batch.count)
         var unscannable: [UnscannableFile] = []
-        for (entry, result) in zip(batch, digests) {
+        for (entry, result) in zip(batch, read.results) {
             switch InboxHasher.classify(identity: entry.stat.identity, result) {
             case .hashed(let sha256):
-                hashed.append((entry.path, entry.inbox, entry.stat.identity, sha256, result.spool))
+                hashed.append((entry.path, entry.inbox, entry.stat.identity, sha256, result.spool, result.taken))
             case .changed:
                 if let spool = result.spool { unlink(spool) }  // a copy of a version nobody will file
                 forgetVersion(entry.path)
@@ -241,12 +246,24 @@ public actor DirectoryWatcher {
                 unscannable.append((entry.path, entry.inbox, entry.stat.identity, reason, error))
             }
         }
-        try await context.store.recordHashed(hashed)
+        let skipped = try await context.store.recordHashed(hashed)
         context.metrics.hashed(bytes: hashed.reduce(0) { $0 + $1.identity.size })
         try await context.store.recordNotScanned(unscannable)
         CrashPoint.reach("hashed")
-        // Custody: the copies are recorded (durably): the originals leave the inbox.
-        if let custodian, hashed.contains(where: { $0.spool != nil }) {
+        guard let custodian else { return }
+        // Custody by link: the files are recorded (durably) and their inbox names are gone
+        // already, so their paths are free. A version the store already knew (not expected) is
+        // not recorded again: its file goes back to the inbox. Then the journal goes.
+        var stranded = read.keepJournal
+        for file in hashed where file.taken {
+            known[file.path] = nil
+            guard skipped.contains(file.path), let spool = file.spool,
+                  let entry = batch.first(where: { $0.path == file.path }) else { continue }
+            if !custodian.giveBack(spool: spool, entry) { stranded = true }
+        }
+        if let journal = read.journal { custodian.removeJournal(journal, keep: stranded) }
+        // Custody by copy: the copies are recorded (durably): the originals leave the inbox.
+        if hashed.contains(where: { $0.spool != nil && !$0.taken }) {
             for path in try await custodian.removeOriginals() { known[path] = nil }
         }
     }
@@ -257,7 +274,7 @@ public actor DirectoryWatcher {
         let store = context.store
         let files = try await store.files(in: [.discovered], limit: 5000)
         guard !files.isEmpty else { return }
-        let digests = try await hasher.start(files.map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) }, custody: false).value
+        let digests = try await hasher.start(files.map { InboxHasher.Item(path: $0.path, inbox: $0.inbox) }, custody: false).value.results
         var hashed: [(id: Int64, sha256: String, size: Int64)] = []
         for (file, result) in zip(files, digests) {
             switch InboxHasher.classify(identity: file.identity, result) {

@@ -4,15 +4,18 @@ import Foundation
 import Glibc
 #endif
 
-/// Custody (Postfix's pickup model): each dropped file is copied into the worker's own spool
-/// folder while it is hashed (`InboxHasher`), the copy is synced and recorded, and only then
-/// is the original removed from the inbox. From then on the worker uploads and files its own
-/// copy, which nobody else can change: not through a descriptor kept open, a shared mapping
-/// or a hard link to the original. What is filed is exactly what was scanned.
+/// Custody: each dropped file is taken into the worker's own spool folder while it is hashed
+/// (`InboxHasher`): linked there under a read lease and made ours, or copied (Postfix's pickup
+/// model); the batch is synced and recorded, and a copied file's original is removed from the
+/// inbox only then. From then on the worker uploads and files its own spool file, which nobody
+/// else can change: not through a descriptor kept open, a shared mapping or a hard link. What is
+/// filed is exactly what was scanned.
 ///
-/// Crash-safe: a copy not yet recorded is an orphan, removed at start (the original is still
-/// in the inbox and is taken again); an original whose removal was not recorded is removed
-/// at start if it is still the version copied.
+/// Crash-safe: a file taken by link but not recorded is given back to the inbox at start (its
+/// batch's journal says from where, with which owner and mode); a copy not yet recorded is an
+/// orphan, removed at start (the original is still in the inbox and is taken again); an
+/// original whose removal was not recorded is removed at start if it is still the version
+/// copied.
 struct SpoolCustodian: Sendable {
     let context: StageContext
 
@@ -75,13 +78,80 @@ struct SpoolCustodian: Sendable {
         return freed
     }
 
-    /// Removes spool copies no pending file needs (a crash between the copy and its record).
-    func removeOrphans() async throws {
+    /// Removes spool copies no pending file needs (a crash between the copy and its record),
+    /// except `keep` (files of journals that could not be settled yet).
+    func removeOrphans(keeping keep: Set<String> = []) async throws {
         let inUse = try await context.store.spoolPathsInUse()
         // prepareSpool checked the folder; if it cannot be listed now, orphans wait for the next start.
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasSuffix(".spool") && !inUse.contains(folder + "/" + name) {
+        for name in names where name.hasSuffix(".spool") && !inUse.contains(folder + "/" + name) && !keep.contains(name) {
             unlink(folder + "/" + name)
         }
+    }
+
+    // MARK: takes by link
+
+    /// At start: every file a journal names that is in the spool but not recorded (a crash
+    /// between its take and the batch's record) is given back to the inbox, with its owner
+    /// and mode; then the journal goes. Returns the spool names of journals that could not be
+    /// settled (kept, with their journals, for the next start).
+    func settleJournals() async throws -> Set<String> {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+        let journals = names.filter { $0.hasSuffix(SpoolJournal.suffix) }
+        guard !journals.isEmpty else { return [] }
+        let inUse = try await context.store.spoolPathsInUse()
+        let present = Set(names)
+        var kept: Set<String> = []
+        let spool = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard spool >= 0 else { return Set(names) }
+        defer { close(spool) }
+        for file in journals {
+            guard let data = FileManager.default.contents(atPath: folder + "/" + file) else { continue }
+            let journal = SpoolJournal.decode(batch: String(file.dropLast(SpoolJournal.suffix.count)), data)
+            var settled = true
+            for entry in journal.entries {
+                let name = journal.spoolName(entry.index)
+                guard present.contains(name), !inUse.contains(folder + "/" + name) else { continue }
+                do {
+                    let placed = try SpoolJournal.giveBack(spool: spool, spoolPath: folder, name: name, to: entry)
+                    context.logger.warning("file taken before a crash, not recorded: given back to the inbox", metadata: ["file.path": "\(placed)"])
+                } catch {
+                    settled = false
+                    kept.insert(name)
+                    context.logger.error("file taken before a crash cannot be given back yet; kept in the spool", metadata: [
+                        "file.path": "\(entry.path)", "spool": "\(folder)/\(name)", "error": "\(error)"])
+                }
+            }
+            if settled { unlinkat(spool, file, 0) }
+        }
+        return kept
+    }
+
+    /// Gives one file taken by link back to the inbox (its record was refused); false when
+    /// that failed (the journal is then kept for the next start).
+    func giveBack(spool path: String, _ entry: InboxEntry) -> Bool {
+        let spool = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard spool >= 0 else { return false }
+        defer { close(spool) }
+        let back = SpoolJournal.Entry(index: 0, inbox: entry.inbox, path: entry.path, owner: entry.stat.owner, group: entry.stat.group, mode: entry.stat.mode)
+        do {
+            try SpoolJournal.giveBack(spool: spool, spoolPath: folder, name: (path as NSString).lastPathComponent, to: back)
+            return true
+        } catch {
+            context.logger.error("file taken but not recorded cannot be given back yet; kept in the spool", metadata: [
+                "file.path": "\(entry.path)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Removes a batch's journal once its takes are recorded (its file, no sync: a journal
+    /// that comes back after a power cut names only recorded or absent files). `keep`: a take
+    /// could not be given back; the next start settles it.
+    func removeJournal(_ journal: SpoolJournal, keep: Bool) {
+        guard !keep else {
+            context.logger.error("a file taken into custody waits in the spool until the next start", metadata: ["journal": "\(folder)/\(journal.fileName)"])
+            return
+        }
+        unlink(folder + "/" + journal.fileName)
     }
 }

@@ -264,25 +264,31 @@ public actor WorkerStore {
     /// Records many file versions hashed before their first record (the watcher's path: local
     /// work has no persisted in-progress state, so a crash before this commit means hashing
     /// again). One transaction: each sample row (one per sha256) if new, the file row already
-    /// `hashed`, and its event. Versions already known are skipped.
-    public func recordHashed(_ entries: [HashedFile]) throws {
-        guard !entries.isEmpty else { return }
-        // With custody the originals are removed next: the record must be on disk first.
+    /// `hashed`, and its event. Versions already known are skipped: returns their paths.
+    /// With custody the row names its spool file and whether the original is still to be
+    /// removed from the inbox (`original_removed` 0) or is gone already (taken by link: 1).
+    @discardableResult
+    public func recordHashed(_ entries: [HashedFile]) throws -> Set<String> {
+        guard !entries.isEmpty else { return [] }
+        // With custody the originals are removed next (or are gone already): the record must
+        // be on disk first.
         let custody = entries.contains { $0.spool != nil }
-        func body() throws {
+        func body() throws -> Set<String> {
             let now = Self.now()
+            var skipped: Set<String> = []
             // In key order: the sample and path indexes are random-keyed, and sorted inserts
             // touch each index page once per batch instead of at random.
             for entry in entries.sorted(by: { $0.sha256 < $1.sha256 }) {
                 try db.run("INSERT OR IGNORE INTO samples (sha256, size) VALUES (?, ?)", [entry.sha256, entry.identity.size])
             }
             for entry in entries.sorted(by: { $0.path < $1.path }) {
-                guard let id = try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .hashed, sha256: entry.sha256, now: now),
-                      let spool = entry.spool else { continue }
-                try db.run("UPDATE files SET spool_path = ?, original_removed = 0 WHERE id = ?", [spool, id])
+                let id = try insertFile(entry.path, inbox: entry.inbox, identity: entry.identity, state: .hashed, sha256: entry.sha256, now: now,
+                                        spool: entry.spool, originalRemoved: entry.spool == nil || entry.taken)
+                if id == nil { skipped.insert(entry.path) }
             }
+            return skipped
         }
-        if custody { try durableTransaction(body) } else { try db.transaction(body) }
+        return custody ? try durableTransaction(body) : try db.transaction(body)
     }
 
     /// Custody: originals whose removal from the inbox is not recorded yet (a crash between
@@ -327,11 +333,14 @@ public actor WorkerStore {
     /// Inserts one file version in its first state, with its event; nil when the version is
     /// already recorded.
     @discardableResult
-    private func insertFile(_ path: String, inbox: String, identity: FileIdentity, state: FileState, sha256: String?, now: Double) throws -> Int64? {
+    private func insertFile(_ path: String, inbox: String, identity: FileIdentity, state: FileState, sha256: String?, now: Double,
+                            spool: String? = nil, originalRemoved: Bool = true) throws -> Int64? {
         let changed = try db.run("""
-            INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [path, inbox, identity.inode, identity.size, identity.mtimeNs, identity.ctimeNs, state.rawValue, sha256, runID, now, now])
+            INSERT OR IGNORE INTO files (path, inbox, inode, size, mtime_ns, ctime_ns, state, sha256, discovered_run, discovered_at, updated_at,
+                                         spool_path, original_removed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [path, inbox, identity.inode, identity.size, identity.mtimeNs, identity.ctimeNs, state.rawValue, sha256, runID, now, now,
+                  spool, originalRemoved ? 1 : 0])
         guard changed == 1 else { return nil }
         let id = db.lastInsertRowID
         try event("file", String(id), from: nil, to: state.rawValue, detail: sha256 ?? path)
