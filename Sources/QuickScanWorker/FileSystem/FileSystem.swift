@@ -91,6 +91,9 @@ public struct PosixFileSystem: FileSystem {
     private func parent(_ path: String, _ call: FileSystemCall) throws(FileSystemError) -> Parent {
         guard let root = roots.first(where: { path.hasPrefix($0 + "/") }) else { return Parent(fd: AT_FDCWD, name: path) }
         let relative = String(path.dropFirst(root.count + 1))
+        // The root is a configured folder (an inbox, a destination or the spool), opened by its
+        // normalised path as configured (it may be a symlink the operator made); below it every
+        // component is resolved through descriptors.
         let rootFD = Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard rootFD >= 0 else { throw FileSystemError(call, path, errno: errno) }
         defer { Glibc.close(rootFD) }

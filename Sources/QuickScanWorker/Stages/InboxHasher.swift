@@ -121,6 +121,8 @@ struct InboxHasher: Sendable {
                     }
                     return Batch(results: results, journal: nil)
                 }
+                // The spool root itself is opened by its configured path (the worker's own 0700
+                // folder, checked at start); everything below it is an *at() call on this descriptor.
                 let spoolFD = open(spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 defer { if spoolFD >= 0 { close(spoolFD) } }
                 var spoolStat = stat()
@@ -333,6 +335,8 @@ struct InboxHasher: Sendable {
             var stranded = false
             if results[i].sealed != nil, let found = items[i].stat {
                 let entry = SpoolJournal.Entry(index: i, inbox: items[i].inbox, path: items[i].path, owner: found.owner, group: found.group, mode: found.mode)
+                // A failure is not lost: `stranded` keeps the journal, and the next start gives
+                // the file back (SpoolCustodian.settleJournals), logging why it could not.
                 stranded = (try? SpoolJournal.giveBack(spool: spool.fd, spoolPath: spool.path, name: name, to: entry)) == nil
             } else {
                 unlinkat(spool.fd, name, 0)
@@ -379,6 +383,7 @@ struct InboxHasher: Sendable {
                 return copy
             }
             var back = Result(digest: copy.digest, disturbed: true)
+            // As above: a failure keeps the journal, and the next start gives the file back.
             back.stranded = (try? SpoolJournal.giveBack(spool: spool.fd, spoolPath: spool.path, name: name, to: entry)) == nil
             return back
         }

@@ -84,6 +84,7 @@ actor ProScanPoller: ScanWatcher {
     /// confidence, the file type, and the whole `result` object as JSON.
     static func details(_ result: QuickScanProResult) -> ScanDetails {
         let reason = result.verdictReason ?? (result.verdictReasons.isEmpty ? nil : result.verdictReasons.joined(separator: "; "))
+        // Encoding a decoded JSONValue cannot fail (no non-finite numbers survive decoding).
         let json = (try? JSONEncoder.sortedCompact.encode(result.raw)).map { String(decoding: $0, as: UTF8.self) }
         return ScanDetails(verdictReason: reason, maliciousConfidence: result.maliciousConfidence,
                            fileType: result.fileTypeShort ?? result.fileType ?? result.mimeType, json: json)

@@ -82,11 +82,47 @@ struct SpoolCustodian: Sendable {
     /// except `keep` (files of journals that could not be settled yet).
     func removeOrphans(keeping keep: Set<String> = []) async throws {
         let inUse = try await context.store.spoolPathsInUse()
-        // prepareSpool checked the folder; if it cannot be listed now, orphans wait for the next start.
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return }
-        for name in names where name.hasSuffix(".spool") && !inUse.contains(folder + "/" + name) && !keep.contains(name) {
-            unlink(folder + "/" + name)
+        // prepareSpool checked the folder; if it cannot be opened now, orphans wait for the next start.
+        guard let spool = openSpool() else { return }
+        defer { close(spool) }
+        for name in Self.names(in: spool) where name.hasSuffix(".spool") && !inUse.contains(folder + "/" + name) && !keep.contains(name) {
+            unlinkat(spool, name, 0)  // an orphan left by a failure is tried again at the next start
         }
+    }
+
+    /// The spool folder, opened without following a symlink; every call below it is an *at()
+    /// call on this descriptor. Nil when it cannot be opened.
+    private func openSpool() -> Int32? {
+        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        return fd >= 0 ? fd : nil
+    }
+
+    /// The names in the folder open on `fd` (read through a duplicate, so `fd` stays open);
+    /// empty when it cannot be read.
+    static func names(in fd: Int32) -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0 else { return [] }
+        guard let handle = fdopendir(copy) else {
+            close(copy)
+            return []
+        }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// The contents of `name` below `fd`, opened without following a symlink; nil when it
+    /// cannot be read.
+    static func contents(of name: String, in fd: Int32) -> Data? {
+        let file = openat(fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        return FileHandle(fileDescriptor: file, closeOnDealloc: true).readDataToEndOfFile()
     }
 
     // MARK: takes by link
@@ -96,17 +132,17 @@ struct SpoolCustodian: Sendable {
     /// and mode; then the journal goes. Returns the spool names of journals that could not be
     /// settled (kept, with their journals, for the next start).
     func settleJournals() async throws -> Set<String> {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+        // prepareSpool checked the folder; if it cannot be opened now, journals wait for the next start.
+        guard let spool = openSpool() else { return [] }
+        defer { close(spool) }
+        let names = Self.names(in: spool)
         let journals = names.filter { $0.hasSuffix(SpoolJournal.suffix) }
         guard !journals.isEmpty else { return [] }
         let inUse = try await context.store.spoolPathsInUse()
         let present = Set(names)
         var kept: Set<String> = []
-        let spool = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard spool >= 0 else { return Set(names) }
-        defer { close(spool) }
         for file in journals {
-            guard let data = FileManager.default.contents(atPath: folder + "/" + file) else { continue }
+            guard let data = Self.contents(of: file, in: spool) else { continue }
             let journal = SpoolJournal.decode(batch: String(file.dropLast(SpoolJournal.suffix.count)), data)
             var settled = true
             for entry in journal.entries {
@@ -130,8 +166,7 @@ struct SpoolCustodian: Sendable {
     /// Gives one file taken by link back to the inbox (its record was refused); false when
     /// that failed (the journal is then kept for the next start).
     func giveBack(spool path: String, _ entry: InboxEntry) -> Bool {
-        let spool = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard spool >= 0 else { return false }
+        guard let spool = openSpool() else { return false }
         defer { close(spool) }
         let back = SpoolJournal.Entry(index: 0, inbox: entry.inbox, path: entry.path, owner: entry.stat.owner, group: entry.stat.group, mode: entry.stat.mode)
         do {
@@ -152,6 +187,8 @@ struct SpoolCustodian: Sendable {
             context.logger.error("a file taken into custody waits in the spool until the next start", metadata: ["journal": "\(folder)/\(journal.fileName)"])
             return
         }
-        unlink(folder + "/" + journal.fileName)
+        guard let spool = openSpool() else { return }  // a journal left behind is settled at the next start
+        defer { close(spool) }
+        unlinkat(spool, journal.fileName, 0)  // the same: settled (its files are recorded) at the next start
     }
 }
