@@ -61,7 +61,7 @@ struct PruneCommand: AsyncParsableCommand {
         }
         do {
             let opening = ContinuousClock.now
-            let store = try WorkerStore(path: path)
+            let store = try WorkerStore(path: path, quickCheck: false)
             let opened = ContinuousClock.now - opening
             let pruner = RetentionPruner(store: store, config: settings, logger: logger)
             if vacuum {

@@ -6,42 +6,26 @@ import SQLiteKit
 extension WorkerStore {
     /// Removes up to `limit` files finished (disposed or superseded) before `cutoff`, with
     /// their events and delivered notifications. A file with an undelivered notification stays.
-    /// With `samplesBefore`, the samples of those files go in the same transaction when
-    /// nothing else holds them (as `pruneSamples`). One transaction; returns what it removed.
-    public func pruneFiles(before cutoff: Double, limit: Int, samplesBefore sampleCutoff: Double? = nil) throws
-        -> (files: Int, events: Int, samples: Int) {
-        // Set-based, through temporary lists (the files, then the samples that may go): a few
-        // statements per chunk instead of three per file.
-        try db.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS prune_files (id INTEGER PRIMARY KEY, sha256 TEXT);
-            CREATE TEMP TABLE IF NOT EXISTS prune_samples (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL);
-            """)
+    /// Their samples stay for `pruneSamples`. One transaction; returns what it removed.
+    public func pruneFiles(before cutoff: Double, limit: Int) throws -> (files: Int, events: Int) {
+        // Set-based, through a temporary list of the files: a few statements per chunk instead
+        // of three per file.
+        try db.execute("CREATE TEMP TABLE IF NOT EXISTS prune_files (id INTEGER PRIMARY KEY)")
         return try pruneTransaction {
             try db.run("DELETE FROM temp.prune_files")
-            try db.run("DELETE FROM temp.prune_samples")
             let files = try db.run("""
-                INSERT INTO temp.prune_files (id, sha256)
-                SELECT id, sha256 FROM files INDEXED BY files_final_age
+                INSERT INTO temp.prune_files (id)
+                SELECT id FROM files INDEXED BY files_final_age
                 WHERE state IN ('disposed','superseded') AND updated_at < ?
                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.file_id = files.id AND o.delivered_at IS NULL)
                 ORDER BY updated_at LIMIT ?
                 """, [cutoff, limit])
-            guard files > 0 else { return (0, 0, 0) }
+            guard files > 0 else { return (0, 0) }
             let events = try db.run("DELETE FROM events WHERE entity = 'file' AND entity_id IN (SELECT CAST(id AS TEXT) FROM temp.prune_files)")
             try db.run("DELETE FROM outbox WHERE file_id IN (SELECT id FROM temp.prune_files)")
             try db.run("DELETE FROM files WHERE id IN (SELECT id FROM temp.prune_files)")
-            var samples = 0
-            if let sampleCutoff {
-                // After the files are gone: a sample another file still uses stays.
-                try db.run("""
-                    INSERT OR IGNORE INTO temp.prune_samples (id, sha256)
-                    SELECT s.rowid, s.sha256 FROM temp.prune_files p CROSS JOIN samples s ON s.sha256 = p.sha256
-                    WHERE \(Self.prunableSample)
-                    """, [sampleCutoff])
-                samples = try deleteListedSamples()
-            }
             try db.run("DELETE FROM temp.prune_files")
-            return (files, events, samples)
+            return (files, events)
         }
     }
 

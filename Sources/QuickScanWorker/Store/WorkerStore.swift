@@ -167,21 +167,34 @@ public actor WorkerStore {
             """),
     ])
 
-    public init(path: String) throws {
+    /// Opens (creating and migrating if needed) the database at `path`. `quickCheck: false`
+    /// skips the start's integrity check (`quickscan prune`: on a large database the check
+    /// takes longer than the prune, and a corrupt page still fails the statement that reads it).
+    public init(path: String, quickCheck: Bool = true) throws {
         // A new database reclaims the space of pruned rows in chunks (PRAGMA
         // incremental_vacuum). Older databases: `quickscan prune --vacuum`.
-        let db = try SQLiteConnection(path: path, incrementalVacuumWhenNew: true)
+        let db = try SQLiteConnection(path: path, incrementalVacuumWhenNew: true, quickCheck: quickCheck)
         try Self.migrations.migrate(db)
         // 8 MB of page cache instead of SQLite's 2 MB: recording a batch of 10,000 new files
         // updates random-key indexes (paths, sha256s), and with 2 MB pages were spilled and
         // re-read within each transaction (about +8 % files/s and +5 MB peak RSS measured with
         // scripts/bench/run --only ingest).
-        try db.execute("PRAGMA cache_size = -8000")
+        try db.execute("PRAGMA cache_size = -\(Self.pageCacheKiB)")
         self.db = db
         self.path = path
     }
 
     static func now() -> Double { Date().timeIntervalSince1970 }
+
+    /// The page cache the store keeps (KiB).
+    static let pageCacheKiB = 8000
+
+    /// Sets this connection's page cache (KiB), or back to the store's own with nil. A prune
+    /// deletes from seven indexes in key orders unlike each other, and with 8 MB it re-read
+    /// evicted pages within every transaction.
+    public func setPageCache(kibibytes: Int?) throws {
+        try db.execute("PRAGMA cache_size = -\(kibibytes ?? Self.pageCacheKiB)")
+    }
 
     // MARK: runs and key-value
 
