@@ -95,6 +95,8 @@ func idlePoll(inbox: String, database: String) async throws {
 }
 
 LogSetup.bootstrap(level: .warning, format: "text")
+// The heap as `quickscan run` sets it up (the ingest measured is the worker's).
+HeapMemory.tune()
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard arguments.count == 3 else { fail(usage, code: 64) }
 do {

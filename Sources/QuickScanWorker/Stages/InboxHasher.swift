@@ -197,7 +197,7 @@ struct InboxHasher: Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return .failure(FileHashError(path: item.path, operation: "stat", errno: errno)) }
         guard st.st_mode & S_IFMT == S_IFREG else { return .failure(FileHashError(path: item.path, operation: "type", errno: EINVAL)) }
-        return Swift.Result { () throws(FileHashError) -> FileDigest in try hasher.hash(fd: fd, path: item.path) }
+        return Swift.Result { () throws(FileHashError) -> FileDigest in try hasher.hash(fd: fd, path: item.path, size: Int64(st.st_size)) }
     }
 
     /// Opens one file safely (its folder below the inbox's root, then the file in it, neither
@@ -284,7 +284,7 @@ struct InboxHasher: Sendable {
         guard quickscan_read_lease(fd) == 0 else { return .untouched(read: false) }
         let digest: FileDigest
         do {
-            digest = try taker.hasher.hash(fd: fd, path: entry.path)
+            digest = try taker.hasher.hash(fd: fd, path: entry.path, size: Int64(st.st_size))
         } catch {
             _ = quickscan_release_lease(fd)
             return .failed(error)
