@@ -5,10 +5,10 @@ middle and last batch. Run by hand (minutes, not seconds):
 
   scripts/soak [--files 200000] [--batches 20] [--binary PATH]
 
-Passes when every file was filed and the peak RSS grew by at most 10 MB from the first batch
+Metrics are on (`metrics.listen`) and scraped after every batch. Passes when every file was filed and the peak RSS grew by at most 10 MB from the first batch
 to the last (issue: watch mode's memory stays flat over a long life). Standard library only.
 """
-import argparse, json, os, shutil, signal, sqlite3, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, signal, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
 
 
 def status_kb(pid, key):
@@ -28,6 +28,15 @@ def breakdown(pid):
     return " ".join(f"{k}={status_kb(pid, k) / 1024:.1f}" for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"))
 
 
+def scrape(port):
+    """One scrape of the worker's /metrics: its size and the files filed clean, as it says."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    clean = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("quickscan_files_total") and 'outcome="clean"' in line)
+    return f"{len(text)} bytes, quickscan_files_total{{outcome=clean}} {clean:.0f}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=200_000)
@@ -40,12 +49,17 @@ def main():
     inbox, db = os.path.join(work, "inbox"), os.path.join(work, "db.sqlite")
     os.makedirs(inbox)
     config = os.path.join(work, "config.json")
+    # Metrics on (served in watch mode), and scraped after every batch.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
     with open(config, "w") as f:
         json.dump({"inboxes": [{"path": "inbox"}], "settle_seconds": 0, "poll_interval_seconds": 0.5, "database": "db.sqlite",
                    "volume": {"max_samples": 1000, "max_wait_seconds": 0.2}, "scan": {"poll_interval_seconds": 0.2},
                    "disposition": {"clean": {"action": "move", "to": "clean"}, "threat": {"action": "move", "to": "quarantine"},
                                    "not_scanned": {"action": "move", "to": "failed"}},
-                   "delete_samples_after_scan": True, "log": {"level": "error"}}, f)
+                   "delete_samples_after_scan": True, "log": {"level": "error"},
+                   "metrics": {"listen": f"127.0.0.1:{metrics_port}"}}, f)
     # The API's real limit (6,000 calls a minute) would make this a one-hour rate-limit test:
     # the soak is about memory, so the emulator allows far more (and a quota that lasts).
     emulator = subprocess.Popen([a.binary, "emulator", "--port", "0", "--unaccepted-types", "scan", "--log-level", "critical",
@@ -78,10 +92,11 @@ def main():
                     sys.exit(f"soak: batch {b} not filed after 600 s ({done} of {target})")
                 time.sleep(0.5)
             shutil.rmtree(os.path.join(work, "clean", f"b{b}"), ignore_errors=True)  # keep the disk flat, not the worker
+            scraped = scrape(metrics_port)
             if b in marks:
                 peaks[marks[b]] = vm_hwm_kb(worker.pid) / 1024
                 print(f"soak: after the {marks[b]} batch ({target} files, {time.time() - started:.0f} s): peak RSS {peaks[marks[b]]:.1f} MB "
-                      f"(now MB: {breakdown(worker.pid)})", flush=True)
+                      f"(now MB: {breakdown(worker.pid)}; /metrics: {scraped})", flush=True)
             elif a.verbose:
                 print(f"soak: batch {b}: peak RSS {vm_hwm_kb(worker.pid) / 1024:.1f} MB (now MB: {breakdown(worker.pid)})", flush=True)
     finally:
