@@ -152,7 +152,7 @@ public final class ScanPipeline: Sendable {
     public func refreshGauges() async {
         do {
             try gaugeSource.read(path: store.path) { reader in
-                let report = try reader.status()
+                let report = try reader.status(outcomes: false)
                 context.metrics.update(from: report, undelivered: report.undeliveredCount)
             }
         } catch {

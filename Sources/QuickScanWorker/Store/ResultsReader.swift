@@ -349,10 +349,15 @@ public final class ResultsReader {
     // MARK: status
 
     /// Counts, volumes in flight, the oldest pending file, the last runs and the cached API state.
-    public func status(now: Date = Date()) throws -> StatusReport {
+    /// `outcomes: false` leaves the outcome counts out (the gauges do not show them): counting
+    /// them reads and sorts every file row, which in watch mode, every 15 s and at every scrape,
+    /// cost a transient peak of memory growing with the database.
+    public func status(now: Date = Date(), outcomes withOutcomes: Bool = true) throws -> StatusReport {
         try snapshot {
             let files = try counts("SELECT state AS name, COUNT(*) AS n FROM files GROUP BY state", known: FileState.allCases.map(\.rawValue))
-            let outcomes = try counts("SELECT outcome AS name, COUNT(*) AS n FROM results GROUP BY outcome", known: Outcome.allCases.map(\.rawValue))
+            let outcomes = withOutcomes
+                ? try counts("SELECT outcome AS name, COUNT(*) AS n FROM results GROUP BY outcome", known: Outcome.allCases.map(\.rawValue))
+                : []
             let volumes = try counts("SELECT state AS name, COUNT(*) AS n FROM volumes GROUP BY state", known: VolumeState.allCases.map(\.rawValue))
             let inFlight = try db.query("""
                 SELECT v.id, v.state, v.scan_id, v.intent_at, v.attempt,
