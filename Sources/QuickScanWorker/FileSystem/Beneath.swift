@@ -61,4 +61,14 @@ public enum Beneath {
         guard fd >= 0 else { throw FileSystemError(.open, path, errno: errno) }
         return fd
     }
+
+    /// Opens a folder of the worker's own (the spool) by its configured path: its parent as an
+    /// administrator wrote it (`openRoot`), the folder itself below that without following a
+    /// symlink. Every call inside it is then an *at() call on the descriptor returned.
+    public static func openOwnFolder(_ path: String) throws(FileSystemError) -> Int32 {
+        let parent = (path as NSString).deletingLastPathComponent
+        let root = try openRoot(parent.isEmpty ? "." : parent)
+        defer { Glibc.close(root) }
+        return try Self.open(root, (path as NSString).lastPathComponent, flags: O_RDONLY | O_DIRECTORY, display: path)
+    }
 }

@@ -91,6 +91,8 @@ struct InboxHasher: Sendable {
     struct Spool: Sendable {
         var path: String
         var fd: Int32
+        /// Why `fd` is -1 (the spool could not be opened).
+        var openErrno: Int32 = 0
         var device: UInt64
         var owner: uid_t
         var group: gid_t
@@ -121,13 +123,16 @@ struct InboxHasher: Sendable {
                     }
                     return Batch(results: results, journal: nil)
                 }
-                // The spool root itself is opened by its configured path (the worker's own 0700
-                // folder, checked at start); everything below it is an *at() call on this descriptor.
-                let spoolFD = open(spool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                // The worker's own 0700 folder (checked at start), opened without following a
+                // symlink; everything below it is an *at() call on this descriptor. If it cannot
+                // be opened, every file of the batch fails with its error (`Spool.openErrno`).
+                var spoolFD: Int32 = -1
+                var openErrno: Int32 = 0
+                do throws(FileSystemError) { spoolFD = try Beneath.openOwnFolder(spool) } catch { openErrno = error.errno }
                 defer { if spoolFD >= 0 { close(spoolFD) } }
                 var spoolStat = stat()
                 if spoolFD >= 0 { fstat(spoolFD, &spoolStat) }
-                var target = Spool(path: spool, fd: spoolFD, device: UInt64(spoolStat.st_dev), owner: geteuid(), group: getegid())
+                var target = Spool(path: spool, fd: spoolFD, openErrno: openErrno, device: UInt64(spoolStat.st_dev), owner: geteuid(), group: getegid())
                 if byLink && spoolFD >= 0 {
                     target.journal = Self.journal(items, device: target.device, spool: target)
                 }
@@ -248,7 +253,7 @@ struct InboxHasher: Sendable {
     /// Copies the open file into a new spool file while hashing it (the copy holds exactly the
     /// bytes hashed).
     private static func copy(fd: Int32, item: Item, taker: Taker, spool: Spool) -> Result {
-        guard spool.fd >= 0 else { return .failed(FileHashError(path: spool.path, operation: "open", errno: ENOENT)) }
+        guard spool.fd >= 0 else { return .failed(FileHashError(path: spool.path, operation: "open", errno: spool.openErrno)) }
         let name = UUID().uuidString.lowercased() + ".spool"
         let copyPath = spool.path + "/" + name
         let out = openat(spool.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)

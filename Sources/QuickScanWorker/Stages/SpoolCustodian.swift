@@ -90,11 +90,16 @@ struct SpoolCustodian: Sendable {
         }
     }
 
-    /// The spool folder, opened without following a symlink; every call below it is an *at()
-    /// call on this descriptor. Nil when it cannot be opened.
+    /// The spool folder, opened without following a symlink (`Beneath.openOwnFolder`); every
+    /// call below it is an *at() call on this descriptor. Nil when it cannot be opened.
     private func openSpool() -> Int32? {
-        let fd = open(folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        return fd >= 0 ? fd : nil
+        do {
+            return try Beneath.openOwnFolder(folder)
+        } catch {
+            // Logged, not thrown: each caller says what waits for the next start.
+            context.logger.warning("cannot open the spool", metadata: ["spool.path": "\(folder)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// The names in the folder open on `fd` (read through a duplicate, so `fd` stays open);

@@ -35,6 +35,7 @@ public indirect enum OrderedJSON: Sendable, Equatable {
 
     /// A JSON text as a value (object keys sorted); nil when it is not JSON.
     public init?(parsing text: String) {
+        // Not JSON is what nil means here (the caller shows such text as it is).
         guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return nil }
         self.init(value)
     }
