@@ -48,7 +48,9 @@ struct CloudCleaner: Sendable {
         let (client, store, policy) = (context.client, context.store, context.policy)
         if context.config.deleteSamplesAfterScan {
             let pending = try await store.samplesPendingDeletion()
-            for chunk in stride(from: 0, to: pending.count, by: HTTPFalconClient.quickScanProIDsPerCall).map({ Array(pending[$0..<min($0 + HTTPFalconClient.quickScanProIDsPerCall, pending.count)]) }) {
+            let perCall = HTTPFalconClient.quickScanProIDsPerCall
+            for start in stride(from: 0, to: pending.count, by: perCall) {
+                let chunk = Array(pending[start..<min(start + perCall, pending.count)])
                 do {
                     try await client.deleteQuickScanProFiles(sha256s: chunk)
                 } catch {
@@ -56,7 +58,7 @@ struct CloudCleaner: Sendable {
                     return
                 }
                 await policy.apiSucceeded()
-                for sha in chunk { try await store.markSampleDeleted(sha) }
+                try await store.markSamplesDeleted(chunk)
             }
         }
         guard context.config.deleteScanResultsAfterScan else { return }

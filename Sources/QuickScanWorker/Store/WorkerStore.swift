@@ -796,9 +796,17 @@ public actor WorkerStore {
     }
 
     public func markSampleDeleted(_ sha256: String) throws {
+        try markSamplesDeleted([sha256])
+    }
+
+    /// The same for the samples of one confirmed call (DeleteFile takes up to 100), in one transaction.
+    public func markSamplesDeleted(_ sha256s: [String]) throws {
+        guard !sha256s.isEmpty else { return }
         try db.transaction {
-            try db.run("UPDATE samples SET delete_pending = 0, deleted_at = ?, uploaded_at = NULL WHERE sha256 = ?", [Self.now(), sha256])
-            try event("sample", sha256, from: "uploaded", to: "deleted")
+            for sha256 in sha256s {
+                try db.run("UPDATE samples SET delete_pending = 0, deleted_at = ?, uploaded_at = NULL WHERE sha256 = ?", [Self.now(), sha256])
+                try event("sample", sha256, from: "uploaded", to: "deleted")
+            }
         }
     }
 
