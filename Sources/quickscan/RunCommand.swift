@@ -193,7 +193,8 @@ struct RunCommand: AsyncParsableCommand {
 
     /// Runs the watcher as a service until SIGINT or SIGTERM (graceful shutdown: the current
     /// pass ends between batches, at most 30 s, then it is cancelled). The pipeline returns
-    /// only when asked to stop; a fatal error is rethrown. Beside it, in the same group: the
+    /// only when asked to stop; a fatal error is rethrown. Beside it, in the same group: the heap
+    /// trim every second (`HeapTrimService`), the
     /// `/metrics` endpoint (`metrics.listen`), systemd's readiness and watchdog
     /// (`NOTIFY_SOCKET`), and the scheduled prune (`retention.older_than_days`).
     func watchUntilSignalled(_ pipeline: ScanPipeline, settings: WorkerConfiguration, store: WorkerStore,
@@ -203,6 +204,7 @@ struct RunCommand: AsyncParsableCommand {
             .init(service: WatchService(pipeline: pipeline, onReady: { readyContinuation.yield(); readyContinuation.finish() }),
                   successTerminationBehavior: .gracefullyShutdownGroup),
         ]
+        services.append(.init(service: HeapTrimService()))
         if let listen = settings.metrics.listen {
             let (host, port) = try MetricsConfiguration.address(listen)
             services.append(.init(service: MetricsServer(registry: registry, host: host, port: port, logger: logger,

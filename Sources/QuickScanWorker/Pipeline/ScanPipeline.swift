@@ -167,7 +167,6 @@ public final class ScanPipeline: Sendable {
         onReady()
         var passes = 0
         var gaugesAt = 0.0
-        var trimmedAt = ContinuousClock.now
         while !Task.isCancelled {
             let started = context.now()
             do {
@@ -179,12 +178,6 @@ public final class ScanPipeline: Sendable {
             await policy.clearDeferral()  // watch mode retries quota and rate limits on the next poll
             passes += 1
             if passes % 100 == 0 { await policy.prune(keeping: Set(try await store.pendingIDs())) }
-            // Freed heap goes back to the kernel now and then, so each batch's peak starts
-            // from the live heap rather than from what earlier batches left free (HeapMemory).
-            if ContinuousClock.now - trimmedAt >= .seconds(1) {
-                trimmedAt = ContinuousClock.now
-                HeapMemory.trim()
-            }
             if context.now() - gaugesAt >= 15 {
                 gaugesAt = context.now()
                 await refreshGauges()
