@@ -104,8 +104,9 @@ public final class SQLiteConnection {
     public func query(_ sql: String, _ arguments: [any SQLiteBindable] = []) throws -> [SQLiteRow] {
         let statement = try prepare(sql)
         try statement.bind(arguments)
+        let names = statement.columnNames()
         var rows: [SQLiteRow] = []
-        while try statement.step() { rows.append(statement.row()) }
+        while try statement.step() { rows.append(statement.row(names: names)) }
         return rows
     }
 
@@ -122,7 +123,7 @@ public final class SQLiteConnection {
     public func queryOne(_ sql: String, _ arguments: [any SQLiteBindable] = []) throws -> SQLiteRow? {
         let statement = try prepare(sql)
         try statement.bind(arguments)
-        let row = try statement.step() ? statement.row() : nil
+        let row = try statement.step() ? statement.row(names: statement.columnNames()) : nil
         statement.reset()
         return row
     }

@@ -406,9 +406,12 @@ public actor WorkerStore {
         try event("file", String(id), from: current, to: to.rawValue, detail: detail)
     }
 
-    public func files(in states: [FileState], limit: Int = 10_000) throws -> [FileRecord] {
+    /// Files in `states`, in id order, from the first id above `after` (pages: pass the last
+    /// id of the page before).
+    public func files(in states: [FileState], after: Int64 = 0, limit: Int = 10_000) throws -> [FileRecord] {
         let marks = states.map { _ in "?" }.joined(separator: ",")
-        return try db.query("SELECT * FROM files WHERE state IN (\(marks)) ORDER BY id LIMIT \(limit)", states.map(\.rawValue)).map(Self.file)
+        return try db.query("SELECT * FROM files WHERE state IN (\(marks)) AND id > ? ORDER BY id LIMIT \(limit)",
+                            states.map(\.rawValue) + [after]).map(Self.file)
     }
 
     public func file(id: Int64) throws -> FileRecord? {
