@@ -293,5 +293,8 @@ final class GaugeSource: @unchecked Sendable {
         defer { lock.unlock() }
         if reader == nil { reader = try ResultsReader(path: path) }
         try body(reader!)
+        // Read every 15 s and at each scrape: its page cache is not worth keeping between reads
+        // (up to 2 MB, which the watcher would otherwise hold for good).
+        try reader!.db.execute("PRAGMA shrink_memory")
     }
 }
