@@ -4,7 +4,8 @@ import ServiceLifecycle
 /// Keeps a long-lived watcher's resident memory flat. Measured with `scripts/soak` (200,000
 /// files in 20 batches): the live heap stayed near 20 MB while glibc kept up to 43 MB of freed
 /// memory resident across its per-thread arenas, and each batch's peak could land where less
-/// of it was reusable. Two arenas, a fixed mmap threshold and a regular trim fix that.
+/// of it was reusable. Two arenas, a fixed mmap threshold and a trim every second
+/// (`HeapTrimService`, in watch mode) fix that.
 public enum HeapMemory {
     /// At most two malloc arenas (the NIO, hashing and concurrency threads share them), and
     /// blocks of 256 KiB or more mapped on their own (the batch lists, request bodies), so
