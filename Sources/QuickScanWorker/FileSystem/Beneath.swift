@@ -69,6 +69,6 @@ public enum Beneath {
         let parent = (path as NSString).deletingLastPathComponent
         let root = try openRoot(parent.isEmpty ? "." : parent)
         defer { Glibc.close(root) }
-        return try Self.open(root, (path as NSString).lastPathComponent, flags: O_RDONLY | O_DIRECTORY, display: path)
+        return try openFolder(root, (path as NSString).lastPathComponent, display: path)
     }
 }

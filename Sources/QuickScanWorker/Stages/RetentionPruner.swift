@@ -79,8 +79,10 @@ public struct RetentionPruner: Sendable {
             try await store.setPageCache(kibibytes: nil)
             return report
         } catch {
-            // The prune's error is the one to report; setting the cache back only fails with it.
-            try? await store.setPageCache(kibibytes: nil)
+            // The prune's error is the one to report; a failure to set the cache back is logged.
+            do { try await store.setPageCache(kibibytes: nil) } catch let reset {
+                logger.warning("cannot set the page cache back after a failed prune", metadata: ["error": "\(reset)"])
+            }
             throw error
         }
     }
